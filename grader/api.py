@@ -1,0 +1,123 @@
+"""The core: grade(submission, assignment, settings) -> SubmissionReport. No folders, no DB."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import __version__
+from grader.report import Resources, SubmissionInfo, SubmissionReport, TestResult, truncate
+from grader.sandbox import BoxSettings
+from grader.session import WorkerSession
+from grader.settings import GradeSettings
+from grader.spec import Assignment
+from grader.static_checks import check_cells
+from grader.submission import Cell, InvalidSubmission, Submission, load_submission
+from grader.testing import GradingPlugin
+
+
+def _pytest_args(tests_dir: Path) -> list[str]:
+    return [
+        str(tests_dir),
+        "-c", os.devnull,  # the course repo's own pytest config must not leak in
+        "--rootdir", str(tests_dir),
+        "--confcutdir", str(tests_dir),
+        "--import-mode=importlib",
+        "--assert=plain",  # rewritten asserts would print expected values to the student
+        "-p", "no:cacheprovider",
+        "-p", "no:terminal",
+        "-p", "no:stepwise",
+    ]  # fmt: skip
+
+
+def _blocked_submission(path: Path, submission_id: str) -> Submission:
+    """Stands in for a submission that could not be loaded; its hash if the bytes were readable."""
+    try:
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        sha256 = ""
+    return Submission(id=submission_id, path=path, sha256=sha256, cells=(Cell(0, ""),))
+
+
+def grade(
+    submission_path: Path,
+    assignment: Assignment,
+    settings: GradeSettings | None = None,
+    submission_id: str | None = None,
+) -> SubmissionReport:
+    """Grade one submission file against one assignment; never raises for bad student input."""
+    settings = settings or GradeSettings()
+    started = time.monotonic()
+    spec = assignment.spec
+    submission_id = submission_id or submission_path.stem
+    status, message, blocked = "graded", "", None
+    warnings: list[str] = []
+    try:
+        submission = load_submission(submission_path, submission_id)
+        warnings += submission.warnings
+        violations = check_cells(submission.cells, spec.static)
+        if violations:
+            listed = "; ".join(v.describe() for v in violations[:5])
+            blocked = f"not graded: the submission uses what this assignment forbids: {listed}"
+            warnings.append(blocked)
+    except InvalidSubmission as exc:
+        submission = _blocked_submission(submission_path, submission_id)
+        status, message, blocked = "invalid_submission", str(exc), f"not graded: {exc}"
+    tests_dir = assignment.hidden_tests_dir if settings.tests == "hidden" else assignment.visible_tests_dir
+    probes = assignment.probes_path.read_text() if assignment.probes_path.exists() else None
+    box_settings = BoxSettings(
+        mode=settings.sandbox,
+        limits=spec.limits,
+        threads=settings.threads,
+        secret_dirs=(assignment.hidden_tests_dir, assignment.solutions_dir),
+    )
+    session = WorkerSession(submission, box_settings, spec.preload, spec.seed, probes, blocked)
+    plugin = GradingPlugin(session)
+    try:
+        exit_code = pytest.main(_pytest_args(tests_dir), plugins=[plugin])
+    finally:
+        totals = session.close()
+    tests = [
+        TestResult(
+            id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,  # type: ignore[arg-type]
+            max_score=o.max_score, message=truncate(o.message), duration_s=round(o.duration_s, 4),
+            visible=o.visible,
+        )
+        for o in plugin.outcomes
+    ]  # fmt: skip
+    problems = plugin.collection_problems + [o.grader_problem for o in plugin.outcomes if o.grader_problem]
+    if not plugin.outcomes and not problems:
+        problems.append(f"no tests were collected from {tests_dir} (pytest exit code {exit_code})")
+    if problems:
+        status, message = "grader_error", truncate("; ".join(problems))
+    if totals.output_bytes >= spec.limits.output_bytes > 0:
+        warnings.append(f"output was cut at the limit of {spec.limits.output_bytes} bytes")
+    score = None if status == "grader_error" else round(sum(t.score for t in tests), 6)
+    return SubmissionReport(
+        grader_version=__version__,
+        assignment=spec.name,
+        submission=SubmissionInfo(
+            id=submission.id, path=str(submission_path), sha256=submission.sha256 or None
+        ),
+        status=status,  # type: ignore[arg-type]
+        message=message,
+        score=score,
+        max_score=sum(t.max_score for t in tests),
+        tests=tests,
+        resources=Resources(
+            wall_s=round(time.monotonic() - started, 4),
+            cpu_s=round(totals.cpu_s, 4) if totals.worker_starts else None,
+            peak_rss_mb=round(totals.peak_rss_mb, 2) if totals.worker_starts else None,
+            output_bytes=totals.output_bytes,
+            worker_starts=totals.worker_starts,
+        ),
+        warnings=[truncate(w, 500) for w in warnings],
+        cells=session.cells or [],
+        output=truncate("".join(totals.output), 20_000),
+        seed=spec.seed,
+        sandbox=settings.sandbox,
+    )

@@ -1,0 +1,101 @@
+"""The versioned SubmissionReport: what a grading run says about one submission."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+MAX_MESSAGE_CHARS = 2000
+
+TestStatus = Literal["passed", "failed", "error", "timeout", "memory", "crashed", "invalid", "skipped"]
+SubmissionStatus = Literal["graded", "invalid_submission", "grader_error"]
+
+
+def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Shorten a message for a report, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 40] + f" ... [{len(text) - limit + 40} more characters cut]"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmissionInfo(_Model):
+    id: str = Field(description="Submission id: the file's stem, or the student id in a batch.")
+    path: str = Field(description="Path of the submitted file as given to the grader.")
+    sha256: str | None = Field(description="SHA-256 of the file's bytes; null if it could not be read.")
+
+
+class TestResult(_Model):
+    id: str = Field(description="pytest node id of the test, relative to the tests folder.")
+    name: str = Field(description="Human name of the test (its function name).")
+    status: TestStatus = Field(description="Outcome; see DESIGN.md's failure vocabulary.")
+    score: float = Field(description="Points earned.")
+    max_score: float = Field(description="Points available (from @points).")
+    message: str = Field("", description="Why it did not pass; never echoes hidden values.")
+    duration_s: float = Field(description="Wall seconds the test took, calls into the sandbox included.")
+    visible: bool = Field(True, description="Whether details may be shown to the student.")
+
+
+class Resources(_Model):
+    wall_s: float = Field(description="Wall seconds for the whole submission.")
+    cpu_s: float | None = Field(description="CPU seconds used by the sandbox (all its processes).")
+    peak_rss_mb: float | None = Field(description="Peak memory of the sandbox in MiB.")
+    gpu_s: float | None = Field(None, description="GPU seconds; null when no GPU was used.")
+    gpu_peak_mb: float | None = Field(None, description="Peak GPU memory in MiB; null when no GPU.")
+    output_bytes: int = Field(0, description="Bytes the submission wrote to stdout and stderr.")
+    worker_starts: int = Field(0, description="Sandboxed workers started (1 + restarts after faults).")
+
+
+class CellOutcome(_Model):
+    index: int = Field(description="0-based index of the cell in the notebook.")
+    ok: bool = Field(description="Whether the cell ran without raising.")
+    message: str = Field("", description="The error the cell raised, if any.")
+
+
+class SubmissionReport(_Model):
+    schema_version: int = Field(SCHEMA_VERSION, description="Version of this report format.")
+    grader_version: str = Field(description="Version of the grader that wrote the report.")
+    assignment: str = Field(description="Assignment name (its folder name).")
+    submission: SubmissionInfo
+    status: SubmissionStatus = Field(description="graded | invalid_submission | grader_error.")
+    message: str = Field("", description="One sentence on why the submission was not graded normally.")
+    score: float | None = Field(description="Points earned; null for grader_error (not a zero).")
+    max_score: float = Field(description="Points available.")
+    tests: list[TestResult] = Field(default_factory=list)
+    resources: Resources
+    warnings: list[str] = Field(default_factory=list, description="Load warnings, skipped magics, limits hit.")
+    cells: list[CellOutcome] = Field(default_factory=list, description="How each code cell ran at load.")
+    output: str = Field("", description="What the submission printed (capped).")
+    seed: int = Field(description="Seed given to random, numpy and torch in the worker.")
+    sandbox: str = Field(description="Isolation used: bwrap or none.")
+
+
+def read_report(path: Path) -> SubmissionReport:
+    """Read a report, refusing other schema versions with a message that says which."""
+    data = json.loads(path.read_text())
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        age = "newer" if isinstance(version, int) and version > SCHEMA_VERSION else "older"
+        raise ValueError(
+            f"{path} has report schema version {version!r}, {age} than this grader's "
+            f"{SCHEMA_VERSION}; use a grader of the matching version or regrade"
+        )
+    return SubmissionReport.model_validate(data)
+
+
+def write_report(report: SubmissionReport, path: Path) -> None:
+    """Write atomically so a killed grader never leaves half a report."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(report.model_dump_json(indent=2) + "\n")
+    tmp.replace(path)
+
+
+def json_schema() -> str:
+    return json.dumps(SubmissionReport.model_json_schema(), indent=2) + "\n"

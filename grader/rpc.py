@@ -1,0 +1,225 @@
+"""The RPC frame format between the grader and the sandboxed worker: plain data only.
+
+A frame is ``MAGIC | u32 header length | u64 payload length | header JSON | payload``. The header
+is a JSON object; values inside it use a small tagged encoding so that tuples, bytes, dicts and
+numpy arrays survive the trip. Arrays travel as npy blobs in the payload and are read back with
+``allow_pickle=False``. Nothing is ever pickled or evaluated, and every length is capped before
+anything is allocated. This module is imported inside the sandbox: it needs only the stdlib and
+(lazily) numpy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import select
+import struct
+import sys
+import time
+from typing import Any
+
+MAGIC = b"GRD1"
+_PREFIX = struct.Struct(">4sIQ")
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_FRAME_BYTES = 512 * 1024 * 1024
+MAX_DEPTH = 32
+MAX_ITEMS = 2_000_000
+
+
+class FrameError(Exception):
+    """A frame is malformed, too large, or holds a value that may not cross the boundary."""
+
+
+class UnsupportedValue(FrameError):
+    """A value of a type that may not cross the boundary; the message names the type."""
+
+
+class ChannelClosed(Exception):
+    """The other side closed the channel (the worker died or exited)."""
+
+
+class ChannelTimeout(Exception):
+    """No complete frame arrived before the deadline."""
+
+
+def _type_name(value: object) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+class _Encoder:
+    def __init__(self) -> None:
+        self.blobs: list[bytes] = []
+        self.items = 0
+
+    def blob(self, data: bytes) -> int:
+        self.blobs.append(data)
+        return len(self.blobs) - 1
+
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        self.items += 1
+        if depth > MAX_DEPTH or self.items > MAX_ITEMS:
+            raise UnsupportedValue(f"value is nested deeper than {MAX_DEPTH} or has too many items")
+        kind = type(value)
+        if value is None or kind is bool or kind is str or kind is int:
+            return value
+        if kind is float:
+            return value if math.isfinite(value) else {"$f": repr(value)}
+        if kind is bytes:
+            return {"$b": self.blob(value)}
+        if kind is list:
+            return [self.encode(item, depth + 1) for item in value]
+        if kind is tuple:
+            return {"$t": [self.encode(item, depth + 1) for item in value]}
+        if kind is dict:
+            if not all(type(key) is str for key in value):
+                raise UnsupportedValue("dict keys must all be str")
+            return {"$d": {key: self.encode(item, depth + 1) for key, item in value.items()}}
+        return self.encode_foreign(value, depth)
+
+    def encode_foreign(self, value: Any, depth: int) -> Any:
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            if type(value) is numpy.ndarray:
+                return {"$a": self.blob(_array_to_npy(numpy, value))}
+            if isinstance(value, numpy.generic) and type(value).__module__ == "numpy":
+                if isinstance(value, numpy.bool_ | numpy.integer | numpy.floating):
+                    return self.encode(value.item(), depth)
+        torch = sys.modules.get("torch")
+        if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
+            array = value.detach().cpu().resolve_conj().resolve_neg().numpy()
+            return {"$a": self.blob(_array_to_npy(numpy, array))}
+        raise UnsupportedValue(
+            f"a value of type {_type_name(value)} cannot be returned; return plain data "
+            "(numbers, strings, lists, tuples, dicts with str keys, numpy arrays or tensors)"
+        )
+
+
+def _array_to_npy(numpy: Any, array: Any) -> bytes:
+    if array.dtype.hasobject or array.dtype.fields is not None:
+        raise UnsupportedValue(f"numpy arrays of dtype {array.dtype} cannot cross the boundary")
+    buffer = io.BytesIO()
+    numpy.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+class _Decoder:
+    def __init__(self, blobs: list[memoryview]) -> None:
+        self.blobs = blobs
+        self.items = 0
+
+    def blob(self, index: Any) -> memoryview:
+        if type(index) is not int or not 0 <= index < len(self.blobs):
+            raise FrameError("frame references a payload blob that does not exist")
+        return self.blobs[index]
+
+    def decode(self, node: Any, depth: int = 0) -> Any:
+        self.items += 1
+        if depth > MAX_DEPTH or self.items > MAX_ITEMS:
+            raise FrameError(f"value is nested deeper than {MAX_DEPTH} or has too many items")
+        kind = type(node)
+        if node is None or kind in (bool, int, float, str):
+            return node
+        if kind is list:
+            return [self.decode(item, depth + 1) for item in node]
+        if kind is not dict or len(node) != 1:
+            raise FrameError("frame holds an untagged JSON object")
+        tag, inner = next(iter(node.items()))
+        if tag == "$t" and type(inner) is list:
+            return tuple(self.decode(item, depth + 1) for item in inner)
+        if tag == "$d" and type(inner) is dict:
+            return {key: self.decode(item, depth + 1) for key, item in inner.items()}
+        if tag == "$f" and inner in ("nan", "inf", "-inf"):
+            return float(inner)
+        if tag == "$b":
+            return bytes(self.blob(inner))
+        if tag == "$a":
+            return _npy_to_array(self.blob(inner))
+        raise FrameError(f"frame holds an unknown tag {tag!r}")
+
+
+def _npy_to_array(data: memoryview) -> Any:
+    import numpy
+
+    try:
+        array = numpy.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:  # a corrupt blob can raise ValueError, EOFError, OverflowError...
+        raise FrameError(f"array payload is not a valid npy blob ({type(exc).__name__})") from None
+    if type(array) is not numpy.ndarray or array.dtype.hasobject:
+        raise FrameError("array payload decoded to something other than a plain numpy array")
+    return array
+
+
+def encode_frame(header: dict[str, Any], value: Any = None) -> bytes:
+    """Build one frame; ``value`` is tag-encoded into header['value'], arrays into blobs."""
+    encoder = _Encoder()
+    body = dict(header)
+    body["value"] = encoder.encode(value)
+    body["blobs"] = [len(blob) for blob in encoder.blobs]
+    header_bytes = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    payload = b"".join(encoder.blobs)
+    return _PREFIX.pack(MAGIC, len(header_bytes), len(payload)) + header_bytes + payload
+
+
+def decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
+    """Parse and strictly validate a frame's header and payload into plain data."""
+    try:
+        header = json.loads(header_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FrameError("frame header is not valid JSON") from None
+    if type(header) is not dict:
+        raise FrameError("frame header is not a JSON object")
+    lengths = header.pop("blobs", [])
+    if type(lengths) is not list or not all(type(n) is int and n >= 0 for n in lengths):
+        raise FrameError("frame header has a malformed blob table")
+    if sum(lengths) != len(payload):
+        raise FrameError("frame payload length does not match its blob table")
+    blobs, offset = [], 0
+    for length in lengths:
+        blobs.append(payload[offset : offset + length])
+        offset += length
+    if "value" in header:
+        header["value"] = _Decoder(blobs).decode(header["value"])
+    return header
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte to a file descriptor (os.write may write only part)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_exact(fd: int, size: int, deadline: float | None) -> bytearray:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise ChannelTimeout()
+        chunk = os.readv(fd, [view[got:]])
+        if chunk == 0:
+            raise ChannelClosed()
+        got += chunk
+    return buffer
+
+
+def read_frame(
+    fd: int, deadline: float | None = None, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+) -> dict[str, Any]:
+    """Read and decode one frame; raise ChannelTimeout, ChannelClosed or FrameError."""
+    magic, header_len, payload_len = _PREFIX.unpack(_read_exact(fd, _PREFIX.size, deadline))
+    if magic != MAGIC:
+        raise FrameError("channel is out of sync (bad frame magic)")
+    if header_len > MAX_HEADER_BYTES or header_len + payload_len > max_frame_bytes:
+        raise FrameError(
+            f"frame of {(header_len + payload_len) / 1e6:.1f} MB is over the "
+            f"{max_frame_bytes / 1e6:.0f} MB limit for one value"
+        )
+    header = _read_exact(fd, header_len, deadline)
+    payload = _read_exact(fd, payload_len, deadline)
+    return decode_frame(bytes(header), memoryview(payload))

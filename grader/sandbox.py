@@ -1,0 +1,332 @@
+"""Start, limit, talk to and kill the sandboxed worker (bubblewrap + rlimits + cgroups)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from grader import rpc
+from grader.cgroups import BoxCgroup
+from grader.errors import SandboxUnavailable
+from grader.faults import CallTimeout, InvalidValue, OutOfMemory, StudentError, WorkerCrashed
+from grader.spec import Limits
+
+SandboxMode = Literal["bwrap", "none"]
+GRADER_PACKAGE_DIR = Path(__file__).resolve().parent
+SANDBOX_LIB = "/opt/grader"
+SANDBOX_UID = 65534
+WORKER_BOOT = f"import sys; sys.path.insert(0, {SANDBOX_LIB!r}); from grader.worker import main; main()"
+# Data files of packages that would hand the student the hidden labels (digits, iris...).
+MASKED_PACKAGE_DIRS = ("sklearn/datasets/data", "sklearn/datasets/images", "sklearn/datasets/descr")
+
+
+@dataclass
+class BoxSettings:
+    """How one box is built: the mode, the limits and what it may see."""
+
+    mode: SandboxMode
+    limits: Limits
+    threads: int = 1
+    secret_dirs: tuple[Path, ...] = field(default=(), metadata={"description": "Must never be visible."})
+
+
+@dataclass
+class BoxUsage:
+    """Resources one box used, as measured from outside."""
+
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    output_bytes: int = 0
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def _python_roots() -> list[Path]:
+    """Folders the worker's interpreter and its packages live in, symlinks resolved."""
+    import site
+
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    for entry in [*site.getsitepackages(), site.getusersitepackages(), *sys.path]:
+        path = Path(entry).resolve()
+        if path.is_dir() and ("site-packages" in path.parts or "dist-packages" in path.parts):
+            roots.add(path)
+    # Keep only the outermost folders; nested binds are redundant.
+    return sorted(r for r in roots if not any(o != r and o in r.parents for o in roots))
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for name in ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"):
+        args += ["--ro-bind-try", name, name]
+    return args
+
+
+def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
+    """The full bubblewrap command line for one worker."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed: run `apt-get install bubblewrap`, "
+            "or pass --sandbox none to grade without isolation (unsafe for untrusted code)"
+        )
+    roots = _python_roots()
+    for secret in settings.secret_dirs:
+        for root in roots:
+            if secret.resolve() == root or root in secret.resolve().parents:
+                raise SandboxUnavailable(
+                    f"the Python installation {root} contains {secret}; the sandbox would expose "
+                    "hidden tests or solutions. Use a virtual environment outside the course folder."
+                )
+    args = [
+        bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
+        "--hostname", "sandbox", "--clearenv",
+    ]  # fmt: skip
+    for name, value in worker_env(settings.threads).items():
+        args += ["--setenv", name, value]
+    args += _system_binds()
+    for root in roots:
+        args += ["--ro-bind", str(root), str(root)]
+        for masked in MASKED_PACKAGE_DIRS:
+            if (root / masked).is_dir():
+                args += ["--tmpfs", str(root / masked)]
+    args += ["--ro-bind", str(GRADER_PACKAGE_DIR), f"{SANDBOX_LIB}/grader"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(settings.limits.scratch_mb * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    return [*args, "--", sys.executable, "-I", "-B", "-c", WORKER_BOOT, *worker_args]
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """The whole environment the worker sees: no secrets, thread pools sized to its share."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "USER": "student",
+        "LOGNAME": "student",
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+    }
+    # Some CPUs need these for a correct OpenBLAS; they carry no secret.
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def _apply_limits(limits: Limits, cgroup: BoxCgroup | None) -> None:
+    """Runs in the forked child before exec: join the cgroup, then set rlimits."""
+    if cgroup is not None:
+        cgroup.join_self()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+    size = limits.file_size_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    if cgroup is None:
+        memory = limits.memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+
+
+class _Drain(threading.Thread):
+    """Reads one output pipe to the end, keeping at most ``cap`` bytes."""
+
+    def __init__(self, stream: Any, cap: int) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.cap = stream, cap
+        self.kept = bytearray()
+        self.total = 0
+
+    def run(self) -> None:
+        while chunk := self.stream.read1(1 << 16):
+            self.total += len(chunk)
+            room = self.cap - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+
+
+class Box:
+    """One running worker in its sandbox. Not reusable: after a fault, make a new one."""
+
+    def __init__(self, settings: BoxSettings) -> None:
+        self.settings = settings
+        self.usage = BoxUsage()
+        self.cgroup = BoxCgroup.create(settings.limits.memory_mb, settings.limits.processes)
+        request_r, self._request_w = os.pipe()
+        self._reply_r, reply_w = os.pipe()
+        cap = settings.limits.output_bytes
+        worker_args = [str(request_r), str(reply_w), str(cap)]
+        if settings.mode == "bwrap":
+            command = bwrap_command(settings, worker_args)
+            env: dict[str, str] | None = None
+        else:
+            command = [sys.executable, "-I", "-B", "-c", WORKER_BOOT.replace(SANDBOX_LIB, str(GRADER_PACKAGE_DIR.parent)), *worker_args]
+            env = worker_env(settings.threads)
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(request_r, reply_w),
+                env=env,
+                start_new_session=True,
+                preexec_fn=lambda: _apply_limits(settings.limits, self.cgroup),  # noqa: PLW1509 - nothing else runs threads here
+            )
+        finally:
+            os.close(request_r)
+            os.close(reply_w)
+        self._drains = [_Drain(self.process.stdout, cap), _Drain(self.process.stderr, cap)]
+        for drain in self._drains:
+            drain.start()
+        self._next_id = 0
+        self.dead = False
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Wait for the worker's hello, sent before any student code runs.
+
+        A box that dies before saying hello is a sandbox failure (bwrap refused to start, the
+        interpreter is missing), never the student's fault.
+        """
+        from grader.session import SandboxFailure
+
+        try:
+            hello = rpc.read_frame(self._reply_r, time.monotonic() + timeout_s)
+        except (rpc.ChannelClosed, rpc.ChannelTimeout, rpc.FrameError) as exc:
+            self.kill()
+            self.process.wait()
+            for drain in self._drains:
+                drain.join(timeout=2)
+            detail = bytes(self._drains[1].kept).decode("utf-8", "replace").strip()[-1000:]
+            raise SandboxFailure(
+                f"the sandbox did not start ({type(exc).__name__}, exit code {self.process.returncode}): "
+                f"{detail or 'no message'}. Run `grader doctor` to see what this machine lacks."
+            ) from None
+        if hello.get("value") != "ready":
+            self.kill()
+            raise SandboxFailure("the sandbox started but the worker did not identify itself")
+
+    def request(self, op: str, value: Any, timeout_s: float, limit_name: str, **fields: Any) -> Any:
+        """Send one request and return the worker's plain-data answer, or raise a SubmissionFault."""
+        if self.dead:
+            raise WorkerCrashed("the worker had already stopped before this call")
+        self._next_id += 1
+        request_id = self._next_id
+        try:
+            rpc.write_all(self._request_w, rpc.encode_frame({"op": op, "id": request_id, **fields}, value))
+        except OSError:
+            raise self._death_fault() from None
+        deadline = time.monotonic() + timeout_s
+        try:
+            reply = rpc.read_frame(self._reply_r, deadline)
+        except rpc.ChannelTimeout:
+            self.kill()
+            if self._memory_killed():
+                raise OutOfMemory(self._memory_message()) from None
+            raise CallTimeout(f"took longer than the {limit_name} of {timeout_s:g} s and was stopped") from None
+        except rpc.ChannelClosed:
+            raise self._death_fault() from None
+        except rpc.FrameError as exc:
+            self.kill()  # the stream is out of sync; a fresh worker is needed
+            raise InvalidValue(str(exc)) from None
+        if reply.get("id") != request_id:
+            self.kill()
+            raise InvalidValue("the worker answered out of turn (the submission wrote to the grader's channel)")
+        if reply.get("ok") is True:
+            return reply.get("value")
+        message = str(reply.get("message", ""))[:4000]
+        kind = reply.get("kind")
+        if kind == "invalid":
+            raise InvalidValue(message)
+        if kind == "memory":
+            raise OutOfMemory(f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB")
+        raise StudentError(message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", "")))
+
+    def _memory_killed(self) -> bool:
+        return self.cgroup is not None and self.cgroup.usage().oom_kills > 0
+
+    def _memory_message(self) -> str:
+        return f"ran out of memory: the sandbox's limit of {self.settings.limits.memory_mb} MB was reached"
+
+    def _death_fault(self) -> Exception:
+        """Why the worker vanished: memory, CPU time, or a crash (signal or exit)."""
+        try:  # the worker is gone or going; give it a moment to say how it ended
+            code = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return WorkerCrashed("the submission closed the worker's channel to the grader")
+        self.kill()
+        if self._memory_killed():
+            return OutOfMemory(self._memory_message())
+        signum = -code if code < 0 else code - 128 if code > 128 else 0
+        if signum == signal.SIGXCPU or (signum == signal.SIGKILL and self._cpu_exhausted()):
+            return CallTimeout(f"used up the CPU time limit of {self.settings.limits.cpu_s} s and was stopped")
+        if signum:
+            name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
+            return WorkerCrashed(f"the worker was killed by signal {name}")
+        return WorkerCrashed(
+            f"the worker process ended (exit code {code}) during the call; "
+            "the submission must not call os._exit, exit() or kill its own process"
+        )
+
+    def _cpu_exhausted(self) -> bool:
+        return self.cgroup is not None and self.cgroup.usage().cpu_s >= self.settings.limits.cpu_s - 0.5
+
+    def kill(self) -> None:
+        """Stop everything in the box at once."""
+        self.dead = True
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+
+    def close(self) -> BoxUsage:
+        """Ask the worker to exit, make sure everything is gone, and return what it used."""
+        if not self.dead:
+            try:
+                rpc.write_all(self._request_w, rpc.encode_frame({"op": "exit", "id": 0}))
+                self.process.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+        self.process.wait()
+        for drain in self._drains:
+            drain.join(timeout=5)
+        for fd in (self._request_w, self._reply_r):
+            os.close(fd)
+        self._measure()
+        if self.cgroup is not None:
+            self.cgroup.destroy()
+        return self.usage
+
+    def _measure(self) -> None:
+        if self.cgroup is not None:
+            usage = self.cgroup.usage()
+            self.usage.cpu_s, self.usage.peak_rss_mb = usage.cpu_s, usage.peak_memory_mb
+        self.usage.output_bytes = sum(drain.total for drain in self._drains)
+
+    def output(self) -> str:
+        """What the student's code printed, capped, stdout first."""
+        return "".join(bytes(d.kept).decode("utf-8", "replace") for d in self._drains)

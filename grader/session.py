@@ -1,0 +1,144 @@
+"""One submission's conversation with its sandbox: start, load, call, restart after faults."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from grader.errors import GraderError
+from grader.faults import CallTimeout, NotGraded, SubmissionFault
+from grader.report import CellOutcome
+from grader.sandbox import Box, BoxSettings
+from grader.submission import Submission
+
+# Importing torch alone takes about 3 s on the course machines; student cells come on top.
+LOAD_TIMEOUT_FLOOR_S = 60.0
+
+
+class SandboxFailure(GraderError):
+    """The sandbox itself failed to start: an environment problem, never the student's fault."""
+
+
+@dataclass
+class SessionTotals:
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    output_bytes: int = 0
+    worker_starts: int = 0
+    output: list[str] = field(default_factory=list)
+
+
+class WorkerSession:
+    """Serves calls for one submission, starting a fresh worker whenever the last one faulted."""
+
+    def __init__(
+        self,
+        submission: Submission,
+        box_settings: BoxSettings,
+        preload: list[str],
+        seed: int,
+        probes_source: str | None,
+        blocked_reason: str | None = None,
+    ) -> None:
+        self.submission = submission
+        self.box_settings = box_settings
+        self.preload, self.seed, self.probes_source = preload, seed, probes_source
+        self.blocked_reason = blocked_reason
+        self.limits = box_settings.limits
+        self.started = time.monotonic()
+        self.box: Box | None = None
+        self.load_fault: SubmissionFault | None = None
+        self.cells: list[CellOutcome] | None = None
+        self.totals = SessionTotals()
+        self.test_faults: list[SubmissionFault] = []
+
+    def remaining_s(self) -> float:
+        return self.limits.submission_timeout_s - (time.monotonic() - self.started)
+
+    def _record(self, fault: SubmissionFault) -> SubmissionFault:
+        self.test_faults.append(fault)
+        return fault
+
+    def _start(self) -> Box:
+        box = Box(self.box_settings)
+        self.totals.worker_starts += 1
+        try:
+            box.wait_ready(timeout_s=LOAD_TIMEOUT_FLOOR_S)
+        except SandboxFailure:
+            self._retire(box)
+            raise
+        load = {
+            "cells": [{"index": c.index, "source": c.source} for c in self.submission.cells],
+            "probes_source": self.probes_source,
+            "preload": self.preload,
+            "seed": self.seed,
+            "threads": self.box_settings.threads,
+        }
+        timeout = min(max(LOAD_TIMEOUT_FLOOR_S, self.limits.call_timeout_s), max(self.remaining_s(), 0.1))
+        try:
+            result = box.request("load", load, timeout, "time limit for loading the notebook")
+        except SubmissionFault as fault:
+            self._retire(box)
+            self.load_fault = type(fault)(f"the notebook could not be loaded: {fault.message}")
+            raise self._record(self.load_fault) from None
+        if self.cells is None:
+            self.cells = _cell_outcomes(result)
+        return box
+
+    def _box(self) -> Box:
+        if self.blocked_reason is not None:
+            raise self._record(NotGraded(self.blocked_reason))
+        if self.load_fault is not None:
+            raise self._record(self.load_fault)
+        if self.box is None or self.box.dead:
+            if self.box is not None:
+                self._retire(self.box)
+            self.box = self._start()
+        return self.box
+
+    def request(self, op: str, value: Any, call_timeout_s: float | None, **fields: Any) -> Any:
+        """One call into the sandbox under the call and submission time limits."""
+        box = self._box()
+        per_call = call_timeout_s or self.limits.call_timeout_s
+        remaining = self.remaining_s()
+        if remaining <= 0:
+            raise self._record(CallTimeout(
+                f"not run: the submission's total time limit of {self.limits.submission_timeout_s:g} s is used up"
+            ))
+        if remaining < per_call:
+            per_call, limit_name = remaining, "rest of the submission's total time limit"
+        else:
+            limit_name = "time limit per call"
+        try:
+            return box.request(op, value, per_call, limit_name, **fields)
+        except SubmissionFault as fault:
+            if box.dead:
+                self._retire(box)
+                self.box = None
+            raise self._record(fault) from None
+
+    def _retire(self, box: Box) -> None:
+        usage = box.close()
+        self.totals.cpu_s += usage.cpu_s
+        self.totals.peak_rss_mb = max(self.totals.peak_rss_mb, usage.peak_rss_mb)
+        self.totals.output_bytes += usage.output_bytes
+        self.totals.output.append(box.output())
+
+    def close(self) -> SessionTotals:
+        if self.box is not None:
+            self._retire(self.box)
+            self.box = None
+        return self.totals
+
+
+def _cell_outcomes(result: Any) -> list[CellOutcome]:
+    """Untrusted, display-only: how the worker says each cell ran."""
+    outcomes = []
+    cells = result.get("cells", []) if isinstance(result, dict) else []
+    for cell in cells if isinstance(cells, list) else []:
+        if isinstance(cell, dict) and isinstance(cell.get("index"), int):
+            outcomes.append(CellOutcome(
+                index=cell["index"], ok=bool(cell.get("ok")), message=str(cell.get("message", ""))[:2000]
+            ))
+    return outcomes

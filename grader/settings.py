@@ -1,0 +1,19 @@
+"""Settings for one grading run: how to isolate, how many threads, which tests."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GradeSettings(BaseModel):
+    """Run-time choices that are not part of the assignment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sandbox: Literal["bwrap", "none"] = Field("bwrap", description="Isolation for student code.")
+    tests: Literal["hidden", "visible"] = Field(
+        "hidden", description="Which tests score: hidden (grading) or visible (student self-check)."
+    )
+    threads: int = Field(1, ge=1, description="Threads the worker's numpy/torch may use.")

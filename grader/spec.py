@@ -1,0 +1,159 @@
+"""Assignment specs: assignment.toml read and validated into an AssignmentSpec."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.errors import SpecError
+
+SPEC_FILE = "assignment.toml"
+
+
+class Limits(BaseModel):
+    """Resource limits for one submission; per-test overrides come from @limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_timeout_s: float = Field(10.0, gt=0, description="Wall seconds one call into student code may take.")
+    submission_timeout_s: float = Field(
+        300.0, gt=0, description="Wall seconds for the whole submission, all tests together."
+    )
+    cpu_s: int = Field(300, gt=0, description="CPU seconds per worker process (RLIMIT_CPU).")
+    memory_mb: int = Field(1024, ge=64, description="Memory of the whole sandbox in MiB.")
+    processes: int = Field(32, ge=1, description="Processes and threads the sandbox may hold at once.")
+    output_bytes: int = Field(
+        1_000_000, ge=0, description="Bytes of stdout+stderr kept; the rest is discarded and counted."
+    )
+    file_size_mb: int = Field(16, ge=1, description="Largest file the submission may write (RLIMIT_FSIZE).")
+    scratch_mb: int = Field(64, ge=1, description="Size of the private writable scratch dir /tmp.")
+
+
+class StaticPolicy(BaseModel):
+    """What the submission may not import or call, checked on the source outside the sandbox."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    forbidden_imports: list[str] = Field(
+        default_factory=list,
+        description="Module names (and their submodules) the submission may not import.",
+    )
+    forbidden_calls: list[str] = Field(
+        default_factory=list,
+        description="Dotted names, e.g. 'nn.LSTM', matched against the end of attribute chains.",
+    )
+
+
+class AssignmentSpec(BaseModel):
+    """One assignment as declared in assignments/<name>/assignment.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", description="Folder name of the assignment; set from the path, not the file.")
+    title: str = Field(description="Human title shown in reports.")
+    notebook: str = Field(description="File name of the student notebook, e.g. backprop.ipynb.")
+    preload: list[str] = Field(
+        default_factory=lambda: ["numpy"],
+        description="Modules imported in the worker before student code (paid once per worker).",
+    )
+    gpu: Literal["none"] = Field("none", description="GPU policy; only 'none' is supported so far.")
+    seed: int = Field(0, description="Seed for random, numpy and torch in the worker.")
+    limits: Limits = Field(default_factory=Limits, description="Resource limits.")
+    static: StaticPolicy = Field(default_factory=StaticPolicy, description="Static source checks.")
+
+
+class Assignment(BaseModel):
+    """A spec plus where its parts live on disk (the trusted side only)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: AssignmentSpec
+    assignment_dir: Path = Field(description="assignments/<name>: template, visible tests, spec.")
+    hidden_tests_dir: Path = Field(description="autograde_tests/<name>: hidden tests and probes.py.")
+    solutions_dir: Path = Field(description="solutions/<name>: reference notebook(s).")
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def visible_tests_dir(self) -> Path:
+        return self.assignment_dir / "tests"
+
+    @property
+    def probes_path(self) -> Path:
+        return self.hidden_tests_dir / "probes.py"
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path} is not a valid assignment spec:"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {field}: unknown field; check its spelling against the documented fields")
+        elif item["type"] == "missing":
+            lines.append(f"  {field}: required field is missing; add `{field} = ...`")
+        else:
+            lines.append(f"  {field}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_spec(path: Path) -> AssignmentSpec:
+    """Read and validate one assignment.toml; raise SpecError naming file, field and fix."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{path} does not exist: every assignment folder needs an {SPEC_FILE}") from None
+    except OSError as exc:
+        raise SpecError(f"{path} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path} is not valid TOML: {exc}") from None
+    if "name" in data:
+        raise SpecError(f"{path}: name: do not set it; the assignment's name is its folder name")
+    try:
+        spec = AssignmentSpec.model_validate({**data, "name": path.parent.name})
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(path, exc)) from None
+    return spec
+
+
+def find_course_root(assignment_dir: Path) -> Path:
+    """The course root is the folder that holds assignments/."""
+    return assignment_dir.resolve().parent.parent
+
+
+def load_assignment(name_or_path: str | Path, course_dir: Path | None = None) -> Assignment:
+    """Resolve an assignment given by name (under course_dir/assignments) or by folder path."""
+    candidate = Path(name_or_path)
+    course = (course_dir or Path.cwd()).resolve()
+    if candidate.is_dir() and (candidate / SPEC_FILE).exists():
+        assignment_dir = candidate.resolve()
+    elif (course / "assignments" / str(name_or_path) / SPEC_FILE).exists():
+        assignment_dir = course / "assignments" / str(name_or_path)
+    else:
+        known = sorted(p.parent.name for p in (course / "assignments").glob(f"*/{SPEC_FILE}"))
+        hint = f"known assignments: {', '.join(known)}" if known else "no assignments found there"
+        raise SpecError(
+            f"assignment {str(name_or_path)!r} not found under {course / 'assignments'} ({hint}); "
+            "give a name under ./assignments, a folder path, or --course DIR"
+        )
+    spec = load_spec(assignment_dir / SPEC_FILE)
+    root = find_course_root(assignment_dir)
+    hidden = root / "autograde_tests" / spec.name
+    if not hidden.is_dir():
+        raise SpecError(
+            f"hidden tests for {spec.name!r} not found: expected a folder {hidden} with test_*.py files"
+        )
+    return Assignment(
+        spec=spec,
+        assignment_dir=assignment_dir,
+        hidden_tests_dir=hidden,
+        solutions_dir=root / "solutions" / spec.name,
+    )

@@ -1,0 +1,83 @@
+"""Static checks on the submission's source, outside the sandbox: forbidden imports and calls.
+
+These enforce the assignment's rules ("implement the LSTM cell yourself"), not security: code can
+always reach a module by other means. Security comes from the sandbox alone.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from grader.spec import StaticPolicy
+from grader.submission import Cell
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One use of something the assignment forbids."""
+
+    cell_index: int
+    line: int
+    what: str
+
+    def describe(self) -> str:
+        return f"{self.what} (cell {self.cell_index}, line {self.line})"
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _matches_module(module: str, forbidden: str) -> bool:
+    return module == forbidden or module.startswith(forbidden + ".")
+
+
+def _matches_call(dotted: str, forbidden: str) -> bool:
+    return dotted == forbidden or dotted.endswith("." + forbidden)
+
+
+def _check_tree(tree: ast.AST, cell: Cell, policy: StaticPolicy) -> list[Violation]:
+    found: list[Violation] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            modules = []
+        for module in modules:
+            for forbidden in policy.forbidden_imports:
+                if _matches_module(module, forbidden):
+                    found.append(Violation(cell.index, node.lineno, f"import of {forbidden}"))
+            for forbidden in policy.forbidden_calls:
+                if _matches_call(module, forbidden):
+                    found.append(Violation(cell.index, node.lineno, f"use of {forbidden}"))
+        # `from torch.nn import LSTM` is caught above; attribute chains like nn.LSTM here.
+        if isinstance(node, ast.Attribute) and (dotted := _dotted(node)):
+            for forbidden in policy.forbidden_calls:
+                if _matches_call(dotted, forbidden):
+                    found.append(Violation(cell.index, node.lineno, f"use of {forbidden}"))
+    return found
+
+
+def check_cells(cells: tuple[Cell, ...], policy: StaticPolicy) -> list[Violation]:
+    """Every forbidden import or name use in the cells, deduplicated, in source order."""
+    if not policy.forbidden_imports and not policy.forbidden_calls:
+        return []
+    found: list[Violation] = []
+    for cell in cells:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue  # reported as a cell error when the worker runs it
+        found.extend(_check_tree(tree, cell, policy))
+    unique = {(v.cell_index, v.line, v.what): v for v in found}
+    return sorted(unique.values(), key=lambda v: (v.cell_index, v.line, v.what))

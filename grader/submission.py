@@ -1,0 +1,170 @@
+"""Submission loading: a notebook or .py file becomes normalised code cells, a hash and warnings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_SUBMISSION_BYTES = 20 * 1024 * 1024
+
+# Line magics that are harmless to drop silently: they only change the display or the kernel.
+_IGNORED_LINE_MAGICS = {"matplotlib", "load_ext", "autoreload", "config", "precision", "pylab"}
+# Line magics whose argument is ordinary code and can simply be run.
+_CODE_LINE_MAGICS = {"time", "timeit"}
+# Cell magics whose body is ordinary Python and can be run as is.
+_CODE_CELL_MAGICS = {"time", "timeit", "capture"}
+
+
+class InvalidSubmission(Exception):
+    """The file cannot be graded at all; the message is one sentence for the student."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One code cell of the submission, magics already rewritten."""
+
+    index: int = field(metadata={"description": "0-based position among all notebook cells."})
+    source: str = field(metadata={"description": "Python source to execute."})
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A loaded submission: what the worker executes and what the report identifies it by."""
+
+    id: str
+    path: Path
+    sha256: str
+    cells: tuple[Cell, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return "\n\n".join(cell.source for cell in self.cells)
+
+
+def _rewrite_line(line: str, cell_index: int, notes: list[str]) -> str:
+    """Rewrite one IPython-only line into plain Python; never hands anything to a shell."""
+    stripped = line.lstrip()
+    indent = line[: len(line) - len(stripped)]
+    if stripped.startswith("!") or re.match(r"^[\w.,\s]+=\s*!", stripped):
+        notes.append(f"cell {cell_index}: shell command {stripped[:60]!r} was not run")
+        return f"{indent}pass"
+    if stripped.startswith("%") and not stripped.startswith("%%"):
+        name, _, rest = stripped[1:].partition(" ")
+        if name in _CODE_LINE_MAGICS and rest.strip():
+            return f"{indent}{rest.strip()}"
+        if name not in _IGNORED_LINE_MAGICS:
+            notes.append(f"cell {cell_index}: magic %{name} is not supported and was skipped")
+        return f"{indent}pass"
+    if stripped.endswith("?") and not stripped.startswith("#") and re.fullmatch(r"[\w.]+\?\??", stripped):
+        notes.append(f"cell {cell_index}: help request {stripped!r} was skipped")
+        return f"{indent}pass"
+    return line
+
+
+def rewrite_ipython(source: str, cell_index: int, notes: list[str]) -> str:
+    """Turn a notebook cell into plain Python: emulate a small allow-list, skip the rest."""
+    lines = source.splitlines()
+    first = lines[0].strip() if lines else ""
+    if first.startswith("%%"):
+        name = first[2:].split(" ", 1)[0]
+        if name in _CODE_CELL_MAGICS:
+            lines = lines[1:]
+        else:
+            notes.append(f"cell {cell_index}: cell magic %%{name} is not supported; the cell was skipped")
+            return ""
+    return "\n".join(_rewrite_line(line, cell_index, notes) for line in lines)
+
+
+def _decode(raw: bytes, name: str) -> str:
+    if not raw:
+        raise InvalidSubmission(f"{name} is empty (0 bytes); submit the notebook you worked in")
+    if len(raw) > MAX_SUBMISSION_BYTES:
+        raise InvalidSubmission(
+            f"{name} is {len(raw) / 1e6:.1f} MB, over the {MAX_SUBMISSION_BYTES / 1e6:.0f} MB limit; "
+            "clear the cell outputs (Edit > Clear All Outputs) and submit again"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidSubmission(
+            f"{name} is not UTF-8 text (bad byte at offset {exc.start}); "
+            "save it from Jupyter again instead of editing it elsewhere"
+        ) from None
+
+
+def _notebook_cells(text: str, name: str, notes: list[str]) -> list[Cell]:
+    import nbformat
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidSubmission(
+            f"{name} is not a valid notebook: its JSON is broken at line {exc.lineno}, "
+            f"column {exc.colno}; open it in Jupyter, save it, and submit again"
+        ) from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise InvalidSubmission(f"{name} is JSON but not a Jupyter notebook (it has no cells)")
+    major = data.get("nbformat")
+    if major != 4:
+        raise InvalidSubmission(
+            f"{name} is in notebook format {major!r}, but only format 4 is accepted; "
+            "open and save it in a current Jupyter to convert it"
+        )
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            notebook = nbformat.reads(text, as_version=4)
+        except Exception as exc:  # nbformat raises several unrelated types for bad input
+            raise InvalidSubmission(f"{name} is not a readable notebook ({type(exc).__name__})") from None
+    cells: list[Cell] = []
+    for index, cell in enumerate(notebook.get("cells", [])):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(str(part) for part in source)
+        if not isinstance(source, str):
+            raise InvalidSubmission(f"{name}: cell {index} has no readable source")
+        cells.append(Cell(index=index, source=rewrite_ipython(source, index, notes)))
+    return cells
+
+
+def _python_cells(text: str) -> list[Cell]:
+    """A .py file is one cell, or several when it uses the '# %%' percent-format markers."""
+    parts = re.split(r"^# %%.*$", text, flags=re.MULTILINE)
+    if len(parts) == 1:
+        return [Cell(index=0, source=text)]
+    return [Cell(index=i, source=part) for i, part in enumerate(parts) if part.strip()]
+
+
+def load_submission(path: Path, submission_id: str | None = None) -> Submission:
+    """Load and normalise a submission; raise InvalidSubmission with one clear sentence."""
+    name = path.name
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise InvalidSubmission(f"{name} is a folder, not a notebook file") from None
+    except OSError as exc:
+        raise InvalidSubmission(f"{name} cannot be read ({exc.strerror})") from None
+    text = _decode(raw, name)
+    notes: list[str] = []
+    if path.suffix == ".ipynb":
+        cells = _notebook_cells(text, name, notes)
+    elif path.suffix == ".py":
+        cells = _python_cells(text)
+    else:
+        raise InvalidSubmission(f"{name} is neither a notebook (.ipynb) nor a Python file (.py)")
+    if not any(cell.source.strip() for cell in cells):
+        raise InvalidSubmission(f"{name} contains no code")
+    return Submission(
+        id=submission_id or path.stem,
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        cells=tuple(cells),
+        warnings=tuple(notes),
+    )

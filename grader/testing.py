@@ -1,0 +1,227 @@
+"""The pytest plugin hidden and visible tests are written against.
+
+Test authors use ``@points``, ``@limits``, the ``submission`` and ``credit`` fixtures and the
+``expect_*``/``assert_close`` helpers. The grader runs the tests in its own (trusted) process;
+``submission.f(x)`` crosses into the sandbox and brings back plain data only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader.faults import SubmissionFault
+from grader.session import SandboxFailure, WorkerSession
+
+__all__ = [
+    "points", "limits", "expect_array", "expect_tuple", "expect_scalar", "assert_close",
+    "relative_error", "SubmissionFault",
+]  # fmt: skip
+
+
+def points(value: float, *, visible: bool = True) -> pytest.MarkDecorator:
+    """Points a test is worth; ``visible=False`` hides its message from the student."""
+    return pytest.mark.points(value, visible=visible)
+
+
+def limits(*, call_timeout_s: float | None = None) -> pytest.MarkDecorator:
+    """Per-test overrides of the assignment's limits."""
+    return pytest.mark.grader_limits(call_timeout_s=call_timeout_s)
+
+
+class SubmissionProxy:
+    """``submission.name(*args)`` runs the student's ``name`` in the sandbox."""
+
+    def __init__(self, session: WorkerSession, call_timeout_s: float | None) -> None:
+        self._session, self._timeout = session, call_timeout_s
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._session.request("call", [args, kwargs], self._timeout, name=name)
+
+        call.__name__ = name
+        return call
+
+    def run(self, probe: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``probe(student_module, *args, **kwargs)`` from probes.py inside the sandbox."""
+        return self._session.request("probe", [args, kwargs], self._timeout, name=probe)
+
+    def has(self, name: str) -> bool:
+        """Whether the submission defines a callable ``name``."""
+        return bool(self._session.request("has", None, self._timeout, name=name))
+
+
+@dataclass
+class Credit:
+    """Partial credit within one test: ``credit.give(0.5, "accuracy 0.83 is in the 0.8 band")``."""
+
+    fraction: float | None = None
+    reason: str = ""
+
+    def give(self, fraction: float, reason: str = "") -> None:
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"credit fraction must be within [0, 1], got {fraction}")
+        self.fraction, self.reason = fraction, reason
+
+
+@dataclass
+class Outcome:
+    """What the trusted side recorded for one test."""
+
+    nodeid: str
+    name: str
+    max_score: float
+    visible: bool
+    status: str = "passed"
+    score: float = 0.0
+    message: str = ""
+    duration_s: float = 0.0
+    grader_problem: str = ""
+
+
+@dataclass(eq=False)  # pluggy keeps plugins in sets: identity hashing
+class GradingPlugin:
+    """Registered with pytest.main; turns test outcomes into scored Outcomes."""
+
+    session: WorkerSession
+    outcomes: list[Outcome] = field(default_factory=list)
+    collection_problems: list[str] = field(default_factory=list)
+    _credit: dict[str, Credit] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+
+    @pytest.fixture
+    def submission(self, request: pytest.FixtureRequest) -> SubmissionProxy:
+        marker = request.node.get_closest_marker("grader_limits")
+        timeout = marker.kwargs.get("call_timeout_s") if marker else None
+        return SubmissionProxy(self.session, timeout)
+
+    @pytest.fixture
+    def credit(self, request: pytest.FixtureRequest) -> Credit:
+        return self._credit.setdefault(request.node.nodeid, Credit())
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "points(n, visible=True): points the test is worth")
+        config.addinivalue_line("markers", "grader_limits(**limits): per-test limit overrides")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_problems.append(f"{report.nodeid}: {report.longreprtext[-1500:]}")
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            if item.get_closest_marker("points") is None:
+                self.collection_problems.append(f"{item.nodeid} has no @points(n) decorator")
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.session.test_faults.clear()
+        self._started[item.nodeid] = time.monotonic()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self._record(item, call, report)
+
+    def _record(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+        marker = item.get_closest_marker("points")
+        max_score = float(marker.args[0]) if marker and marker.args else 0.0
+        result = Outcome(
+            nodeid=item.nodeid,
+            name=item.name,
+            max_score=max_score,
+            visible=bool(marker.kwargs.get("visible", True)) if marker else True,
+            duration_s=time.monotonic() - self._started.get(item.nodeid, time.monotonic()),
+        )
+        excinfo = call.excinfo
+        faults = self.session.test_faults
+        if faults:  # a call into the sandbox failed: that decides, whatever the test caught
+            result.status, result.message = faults[0].status, faults[0].message
+        elif report.skipped:
+            result.status, result.message = "skipped", _skip_reason(report)
+        elif excinfo is None:
+            credit = self._credit.get(item.nodeid)
+            fraction = 1.0 if credit is None or credit.fraction is None else credit.fraction
+            result.score = round(max_score * fraction, 6)
+            result.status = "passed" if fraction == 1.0 else "failed"
+            result.message = credit.reason if credit else ""
+        elif isinstance(excinfo.value, AssertionError | pytest.fail.Exception):
+            result.status = "failed"
+            result.message = str(excinfo.value).strip() or "an assertion failed (the test gave no message)"
+            credit = self._credit.get(item.nodeid)
+            if credit is not None and credit.fraction is not None:
+                result.score = round(max_score * credit.fraction, 6)
+        else:
+            result.status = "failed"
+            kind = "the sandbox failed" if isinstance(excinfo.value, SandboxFailure) else "the test itself raised"
+            result.grader_problem = f"{item.nodeid}: {kind}: {excinfo.typename}: {excinfo.value}"[:2000]
+            result.message = "not graded: a problem in the grader, not in your code; your TA will rerun it"
+        self.outcomes.append(result)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return "skipped"
+
+
+# ---------------------------------------------------------------- helpers for test authors
+
+
+def expect_array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The value as a float64 array, or an AssertionError saying what was wrong with it."""
+    if type(value) is not np.ndarray:
+        raise AssertionError(f"{name} should be a numpy array, but it is a {type(value).__name__}")
+    if value.dtype.kind not in "biuf":
+        raise AssertionError(f"{name} should hold real numbers, but its dtype is {value.dtype}")
+    if shape is not None and value.shape != tuple(shape):
+        raise AssertionError(f"{name} has shape {value.shape}, expected shape {tuple(shape)}")
+    return value.astype(np.float64)
+
+
+def expect_tuple(value: Any, name: str, length: int) -> tuple[Any, ...]:
+    """The value as a tuple (a list is accepted) of ``length`` items."""
+    if type(value) not in (tuple, list):
+        raise AssertionError(f"{name} should return a tuple of {length} values, not a {type(value).__name__}")
+    if len(value) != length:
+        raise AssertionError(f"{name} should return {length} values, but it returned {len(value)}")
+    return tuple(value)
+
+
+def expect_scalar(value: Any, name: str) -> float:
+    """The value as a float; a 0-d or one-element array is accepted."""
+    if type(value) is np.ndarray and value.size == 1 and value.dtype.kind in "biuf":
+        return float(value.reshape(()))
+    if type(value) in (int, float) and type(value) is not bool:
+        return float(value)
+    raise AssertionError(f"{name} should be a single number, but it is a {type(value).__name__}")
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max(|a| + |b|), the usual gradient-check measure."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(1e-12, np.abs(a) + np.abs(b)))) if a.size else 0.0
+
+
+def assert_close(actual: Any, expected: np.ndarray, name: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """Compare without echoing values: say the shape, how many entries differ, the max error."""
+    expected = np.asarray(expected, dtype=np.float64)
+    got = expect_array(actual, name, shape=expected.shape)
+    if not np.all(np.isfinite(got)):
+        bad = int(np.sum(~np.isfinite(got)))
+        raise AssertionError(f"{name} contains {bad} non-finite entries (nan or inf) out of {got.size}")
+    wrong = ~np.isclose(got, expected, rtol=rtol, atol=atol)
+    if wrong.any():
+        error = float(np.max(np.abs(got - expected)))
+        raise AssertionError(
+            f"{name}: {int(wrong.sum())} of {got.size} entries are wrong "
+            f"(largest absolute error {error:.3g}; tolerance rtol={rtol:g}, atol={atol:g})"
+        )

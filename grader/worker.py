@@ -1,0 +1,184 @@
+"""The sandboxed worker: loads the student module cell by cell and serves calls over RPC.
+
+Runs inside bubblewrap as an unprivileged user with a cleared environment. It trusts nothing it
+runs and is trusted by nothing: every value it sends back is re-validated by the grader, and no
+score is ever decided here. Only the stdlib, grader.rpc and the preloaded modules are imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import random
+import sys
+import traceback
+import types
+from typing import Any
+
+from grader import rpc
+
+STUDENT_MODULE = "submission"
+PROBES_MODULE = "probes"
+MAX_MESSAGE_CHARS = 4000
+
+
+class OutputBudget:
+    """Bytes of stdout and stderr together that may still reach the grader's pipes."""
+
+    def __init__(self, cap: int) -> None:
+        self.remaining = cap
+
+
+class CappedStream(io.TextIOBase):
+    """A text stream that passes output to ``fd`` until the shared budget is spent, then drops it.
+
+    Dropping here keeps a 2 GB print flood cheap; writes that bypass Python (os.write) are
+    capped again by the grader, which drains the pipes.
+    """
+
+    def __init__(self, fd: int, budget: OutputBudget) -> None:
+        self.fd, self.budget = fd, budget
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.budget.remaining > 0:
+            data = text.encode("utf-8", "replace")[: self.budget.remaining]
+            self.budget.remaining -= len(data)
+            try:
+                rpc.write_all(self.fd, data)
+            except OSError:
+                pass  # the grader stopped reading; output is best effort
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Seed every RNG the student may use, so grading is repeatable (issue 3)."""
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    """Type, message and the student's own frames, trimmed for a report."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.startswith(("<cell", "<probes"))
+    ]
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" (in {last.filename.strip('<>')}, line {last.lineno}, in {last.name})"
+    lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
+    return {
+        "exc_type": type(exc).__name__,
+        "message": f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE_CHARS] + where,
+        "traceback": "".join(lines)[-MAX_MESSAGE_CHARS:],
+    }
+
+
+class Worker:
+    """Holds the student module and answers requests until told to exit."""
+
+    def __init__(self, rpc_in: int, rpc_out: int) -> None:
+        self.rpc_in, self.rpc_out = rpc_in, rpc_out
+        self.module = types.ModuleType(STUDENT_MODULE)
+        self.probes: types.ModuleType | None = None
+        self.seed, self.threads = 0, 1
+
+    def reply(self, request_id: int, value: Any = None, **fields: Any) -> None:
+        header = {"id": request_id, "ok": "kind" not in fields, **fields}
+        try:
+            frame = rpc.encode_frame(header, value)
+        except rpc.UnsupportedValue as exc:
+            frame = rpc.encode_frame({"id": request_id, "ok": False, "kind": "invalid", "message": str(exc)})
+        rpc.write_all(self.rpc_out, frame)
+
+    def load(self, request: dict[str, Any]) -> Any:
+        for name in request.get("preload", []):
+            importlib.import_module(name)
+        self.seed, self.threads = int(request.get("seed", 0)), int(request.get("threads", 1))
+        seed_everything(self.seed, self.threads)
+        sys.modules[STUDENT_MODULE] = self.module
+        outcomes = []
+        for cell in request["cells"]:
+            outcomes.append(self.run_cell(cell["index"], cell["source"]))
+        if request.get("probes_source") is not None:
+            self.probes = types.ModuleType(PROBES_MODULE)
+            code = compile(request["probes_source"], "<probes>", "exec")
+            exec(code, self.probes.__dict__)
+        return {"cells": outcomes, "names": sorted(k for k in vars(self.module) if not k.startswith("_"))}
+
+    def run_cell(self, index: int, source: str) -> dict[str, Any]:
+        try:
+            code = compile(source, f"<cell {index}>", "exec")
+            exec(code, self.module.__dict__)
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit too
+            return {"index": index, "ok": False, **describe_exception(exc)}
+        return {"index": index, "ok": True}
+
+    def call(self, request: dict[str, Any]) -> Any:
+        args, kwargs = request["value"]
+        if request["op"] == "probe":
+            if self.probes is None or not hasattr(self.probes, request["name"]):
+                raise LookupError(f"probe {request['name']!r} does not exist")
+            function = getattr(self.probes, request["name"])
+            args = (self.module, *args)
+        else:
+            function = getattr(self.module, request["name"], None)
+            if function is None or not callable(function):
+                raise NameError(f"the submission defines no function {request['name']!r}")
+        seed_everything(self.seed, self.threads)
+        return function(*args, **kwargs)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                request = rpc.read_frame(self.rpc_in)
+            except rpc.ChannelClosed:
+                return
+            op, request_id = request.get("op"), request.get("id", 0)
+            if op == "exit":
+                return
+            try:
+                if op == "load":
+                    result = self.load(request["value"])
+                elif op == "has":
+                    result = callable(getattr(self.module, request["name"], None))
+                else:
+                    result = self.call(request)
+            except MemoryError as exc:
+                self.reply(request_id, kind="memory", **describe_exception(exc))
+            except BaseException as exc:  # noqa: BLE001 - report whatever the student raised
+                self.reply(request_id, kind="error", **describe_exception(exc))
+            else:
+                self.reply(request_id, result)
+
+
+def main() -> None:
+    rpc_in, rpc_out, output_cap = (int(arg) for arg in sys.argv[1:4])
+    budget = OutputBudget(output_cap)
+    sys.stdout = CappedStream(1, budget)
+    sys.stderr = CappedStream(2, budget)
+    sys.stdin = io.StringIO()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    worker = Worker(rpc_in, rpc_out)
+    worker.reply(0, "ready")
+    worker.serve()
+    os._exit(0)  # skip interpreter teardown: student atexit hooks and threads get no say
+
+
+if __name__ == "__main__":
+    main()
