@@ -1,0 +1,125 @@
+"""The RPC frame format: plain data round-trips, everything else is refused."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from grader import rpc
+
+
+def roundtrip(value):
+    frame = rpc.encode_frame({"id": 1}, value)
+    read, write = os.pipe()
+    try:
+        rpc.write_all(write, frame)
+        return rpc.read_frame(read)["value"]
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_plain_values_roundtrip_exactly():
+    value = {
+        "none": None, "bool": True, "int": 2**70, "float": 1.5, "nan": float("nan"),
+        "inf": float("-inf"), "str": "é", "bytes": b"\x00\xff", "list": [1, [2]],
+        "tuple": (1, (2, 3)), "nested": {"a": {"b": [()]}},
+    }  # fmt: skip
+    back = roundtrip(value)
+    assert back["tuple"] == (1, (2, 3)) and type(back["tuple"]) is tuple
+    assert np.isnan(back.pop("nan")) and np.isnan(value.pop("nan"))
+    assert back == value
+
+
+def test_arrays_keep_dtype_and_shape():
+    array = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    back = roundtrip((array, np.int64(3), np.float64(2.5), np.bool_(True)))
+    assert type(back[0]) is np.ndarray and back[0].dtype == np.float32
+    np.testing.assert_array_equal(back[0], array)
+    assert back[1:] == (3, 2.5, True) and type(back[1]) is int
+
+
+def test_tensors_become_arrays():
+    tensor = torch.ones(2, 2, requires_grad=True) * 3
+    back = roundtrip(tensor)
+    assert type(back) is np.ndarray
+    np.testing.assert_array_equal(back, np.full((2, 2), 3.0, np.float32))
+
+
+class Liar:
+    def __eq__(self, other):
+        return True
+
+
+@pytest.mark.parametrize(
+    ("value", "type_name"),
+    [(Liar(), "Liar"), (np.arange(3).view(type("Sub", (np.ndarray,), {})), "Sub"),
+     ({1: "int key"}, None), (np.array([object()]), None), ({1, 2}, "set")],
+)  # fmt: skip
+def test_non_plain_values_are_refused(value, type_name):
+    with pytest.raises(rpc.UnsupportedValue) as caught:
+        rpc.encode_frame({"id": 1}, value)
+    if type_name:
+        assert type_name in str(caught.value)
+
+
+def _frame(header: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">4sIQ", rpc.MAGIC, len(header), len(payload)) + header + payload
+
+
+def _read(frame: bytes, **kwargs):
+    read, write = os.pipe()
+    try:
+        os.write(write, frame)
+        os.close(write)
+        return rpc.read_frame(read, **kwargs)
+    finally:
+        os.close(read)
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (b"XXXX" + b"\x00" * 12, "out of sync"),
+        (_frame(b"not json"), "not valid JSON"),
+        (_frame(b'{"value": {"__class__": "os.system"}}'), "unknown tag"),
+        (_frame(b'{"value": {"a": 1, "b": 2}}'), "untagged JSON object"),
+        (_frame(b'{"value": {"$x": 1}}'), "unknown tag"),
+        (_frame(b'{"value": {"$a": 0}, "blobs": [3]}', b"abc"), "not a valid npy blob"),
+        (_frame(b'{"value": {"$a": 5}, "blobs": []}'), "does not exist"),
+        (_frame(b'{"blobs": [10]}', b"abc"), "does not match"),
+    ],
+)
+def test_malformed_frames_are_frame_errors(frame, message):
+    with pytest.raises(rpc.FrameError, match=message):
+        _read(frame)
+
+
+def test_pickled_npy_is_refused():
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    blob = buffer.getvalue()
+    frame = _frame(b'{"value": {"$a": 0}, "blobs": [%d]}' % len(blob), blob)
+    with pytest.raises(rpc.FrameError, match="not a valid npy blob"):
+        _read(frame)
+
+
+def test_oversized_frame_is_refused_before_reading_it():
+    header = struct.pack(">4sIQ", rpc.MAGIC, 10, 2**40)
+    with pytest.raises(rpc.FrameError, match="over the 1 MB limit"):
+        _read(header, max_frame_bytes=1_000_000)
+
+
+def test_closed_channel_and_timeout():
+    read, write = os.pipe()
+    with pytest.raises(rpc.ChannelTimeout):
+        rpc.read_frame(read, deadline=0)
+    os.close(write)
+    with pytest.raises(rpc.ChannelClosed):
+        rpc.read_frame(read)
+    os.close(read)

@@ -1,0 +1,39 @@
+"""Forbidden imports and calls are found in the source, outside the sandbox."""
+
+from __future__ import annotations
+
+from grader.spec import StaticPolicy
+from grader.static_checks import check_cells
+from grader.submission import Cell
+
+POLICY = StaticPolicy(forbidden_imports=["torch.nn.functional", "sklearn"],
+                      forbidden_calls=["nn.LSTM", "nn.LSTMCell"])
+
+
+def describe(*sources: str) -> list[str]:
+    cells = tuple(Cell(index=i, source=s) for i, s in enumerate(sources))
+    return [v.describe() for v in check_cells(cells, POLICY)]
+
+
+def test_attribute_calls_and_imports_are_found():
+    assert describe(
+        "import torch\nfrom torch import nn\ncell = nn.LSTMCell(3, 4)",
+        "layer = torch.nn.LSTM(3, 4)",
+        "from torch.nn import LSTM",
+        "import sklearn.datasets as d",
+        "from torch.nn.functional import relu",
+    ) == [
+        "use of nn.LSTMCell (cell 0, line 3)",
+        "use of nn.LSTM (cell 1, line 1)",
+        "use of nn.LSTM (cell 2, line 1)",
+        "import of sklearn (cell 3, line 1)",
+        "import of torch.nn.functional (cell 4, line 1)",
+    ]
+
+
+def test_similar_names_are_not_flagged():
+    assert describe("from torch import nn\nx = nn.LSTMish\ny = nn.Linear(2, 2)\nimport sklearnx") == []
+
+
+def test_syntax_errors_are_left_to_the_worker():
+    assert describe("def broken(:\n    nn.LSTM()") == []
