@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def _pytest_args(tests_dir: Path) -> list[str]:
         "-p", "no:terminal",
         "-p", "no:stepwise",
     ]  # fmt: skip
+
+
+def _forget_test_modules(tests_dir: Path) -> None:
+    """Drop imported test modules and conftests so the next run reads the files afresh.
+
+    pytest's importlib mode reuses a module already in sys.modules under the same name, so a
+    second grade() in this process would otherwise run the first assignment's (or the
+    pre-edit) hidden tests.
+    """
+    root = str(tests_dir.resolve())
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and os.path.realpath(file).startswith(root + os.sep):
+            del sys.modules[name]
 
 
 def _blocked_submission(path: Path, submission_id: str) -> Submission:
@@ -77,10 +92,12 @@ def grade(
     )
     session = WorkerSession(submission, box_settings, spec.preload, spec.seed, probes, blocked)
     plugin = GradingPlugin(session)
+    _forget_test_modules(tests_dir)
     try:
         exit_code = pytest.main(_pytest_args(tests_dir), plugins=[plugin])
     finally:
         totals = session.close()
+        _forget_test_modules(tests_dir)
     tests = [
         TestResult(
             id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,  # type: ignore[arg-type]
