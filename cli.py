@@ -34,14 +34,30 @@ def main() -> None:
 @main.command()
 @click.argument("assignment")
 @click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("grading"),
-              show_default=True, help="Folder for the JSON reports.")
-@click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Course folder holding assignments/ (default: the current folder).")
-@click.option("--sandbox", type=click.Choice(["bwrap", "none"]), default="bwrap", show_default=True,
-              help="'none' runs student code without isolation: only for code you trust.")
-def grade(assignment: str, submissions: tuple[Path, ...], out_dir: Path, course_dir: Path | None,
-          sandbox: str) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("grading"),
+    show_default=True,
+    help="Folder for the JSON reports.",
+)
+@click.option(
+    "--course",
+    "course_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Course folder holding assignments/ (default: the current folder).",
+)
+@click.option(
+    "--sandbox",
+    type=click.Choice(["bwrap", "none"]),
+    default="bwrap",
+    show_default=True,
+    help="'none' runs student code without isolation: only for code you trust.",
+)
+def grade(
+    assignment: str, submissions: tuple[Path, ...], out_dir: Path, course_dir: Path | None, sandbox: str
+) -> None:
     """Grade SUBMISSIONS (notebooks or .py files) against ASSIGNMENT; write DIR/<id>.json."""
     from grader.api import grade as grade_one
     from grader.console import print_report, print_summary
@@ -66,7 +82,7 @@ def grade(assignment: str, submissions: tuple[Path, ...], out_dir: Path, course_
     except GraderError as exc:
         raise CliError(exc) from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = GradeSettings(sandbox=sandbox)  # type: ignore[arg-type]
+    settings = GradeSettings(sandbox=sandbox)
     reports = []
     for path in submissions:
         report = grade_one(path, loaded, settings)
@@ -99,7 +115,7 @@ def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) 
     sandbox = "bwrap" if probe_sandbox("bwrap").ok else "none"
     if sandbox == "none":
         console.print("[dim]note: no sandbox available here; your own code runs as a plain subprocess[/dim]")
-    report = grade_one(notebook, loaded, GradeSettings(sandbox=sandbox, tests="visible"))  # type: ignore[arg-type]
+    report = grade_one(notebook, loaded, GradeSettings(sandbox=sandbox, tests="visible"))
     print_report(console, report)
     for cell in report.cells:
         if not cell.ok:

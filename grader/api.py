@@ -100,7 +100,7 @@ def grade(
         _forget_test_modules(tests_dir)
     tests = [
         TestResult(
-            id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,  # type: ignore[arg-type]
+            id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,
             max_score=o.max_score, message=truncate(o.message), duration_s=round(o.duration_s, 4),
             visible=o.visible,
         )
@@ -120,7 +120,7 @@ def grade(
         submission=SubmissionInfo(
             id=submission.id, path=str(submission_path), sha256=submission.sha256 or None
         ),
-        status=status,  # type: ignore[arg-type]
+        status=status,
         message=message,
         score=score,
         max_score=sum(t.max_score for t in tests),

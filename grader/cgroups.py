@@ -6,6 +6,7 @@ falls back to rlimits and `grader doctor` says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -133,10 +134,8 @@ class BoxCgroup:
             if not pids:
                 return
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.01)
 
     def destroy(self) -> None:
@@ -156,6 +155,9 @@ def cgroup_support() -> str:
     """One line for `grader doctor`: which cgroup version is usable, or why none is."""
     group = BoxCgroup.create(memory_mb=64, processes=4)
     if group is None:
-        return "no writable cgroup (v1 or v2) here: memory is capped with RLIMIT_DATA, processes with RLIMIT_NPROC"
+        return (
+            "no writable cgroup (v1 or v2) here: memory is capped with RLIMIT_DATA, "
+            "processes with RLIMIT_NPROC"
+        )
     group.destroy()
     return f"cgroup v{group.version}: memory (with swap) and process limits per box"

@@ -37,7 +37,9 @@ def print_report(console: Console, report: SubmissionReport, show_messages: bool
         style = STATUS_STYLE.get(test.status, "")
         message = test.message if show_messages and test.visible else ""
         table.add_row(
-            test.name, f"[{style}]{test.status}[/{style}]", f"{test.score:g}/{test.max_score:g}",
+            test.name,
+            f"[{style}]{test.status}[/{style}]",
+            f"{test.score:g}/{test.max_score:g}",
             message.splitlines()[0][:160] if message else "",
         )
     console.print(table)

@@ -84,9 +84,9 @@ class _Encoder:
         if numpy is not None:
             if type(value) is numpy.ndarray:
                 return {"$a": self.blob(_array_to_npy(numpy, value))}
-            if isinstance(value, numpy.generic) and type(value).__module__ == "numpy":
-                if isinstance(value, numpy.bool_ | numpy.integer | numpy.floating):
-                    return self.encode(value.item(), depth)
+            scalar_types = numpy.bool_ | numpy.integer | numpy.floating
+            if isinstance(value, scalar_types) and type(value).__module__ == "numpy":
+                return self.encode(value.item(), depth)
         torch = sys.modules.get("torch")
         if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
             array = value.detach().cpu().resolve_conj().resolve_neg().numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -180,7 +181,14 @@ class Box:
             command = bwrap_command(settings, worker_args)
             env: dict[str, str] | None = None
         else:
-            command = [sys.executable, "-I", "-B", "-c", WORKER_BOOT.replace(SANDBOX_LIB, str(GRADER_PACKAGE_DIR.parent)), *worker_args]
+            command = [
+                sys.executable,
+                "-I",
+                "-B",
+                "-c",
+                WORKER_BOOT.replace(SANDBOX_LIB, str(GRADER_PACKAGE_DIR.parent)),
+                *worker_args,
+            ]
             env = worker_env(settings.threads)
         try:
             self.process = subprocess.Popen(
@@ -243,7 +251,9 @@ class Box:
             self.kill()
             if self._memory_killed():
                 raise OutOfMemory(self._memory_message()) from None
-            raise CallTimeout(f"took longer than the {limit_name} of {timeout_s:g} s and was stopped") from None
+            raise CallTimeout(
+                f"took longer than the {limit_name} of {timeout_s:g} s and was stopped"
+            ) from None
         except rpc.ChannelClosed:
             raise self._death_fault() from None
         except rpc.FrameError as exc:
@@ -251,7 +261,9 @@ class Box:
             raise InvalidValue(str(exc)) from None
         if reply.get("id") != request_id:
             self.kill()
-            raise InvalidValue("the worker answered out of turn (the submission wrote to the grader's channel)")
+            raise InvalidValue(
+                "the worker answered out of turn (the submission wrote to the grader's channel)"
+            )
         if reply.get("ok") is True:
             return reply.get("value")
         message = str(reply.get("message", ""))[:4000]
@@ -259,8 +271,12 @@ class Box:
         if kind == "invalid":
             raise InvalidValue(message)
         if kind == "memory":
-            raise OutOfMemory(f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB")
-        raise StudentError(message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", "")))
+            raise OutOfMemory(
+                f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB"
+            )
+        raise StudentError(
+            message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", ""))
+        )
 
     def _memory_killed(self) -> bool:
         return self.cgroup is not None and self.cgroup.usage().oom_kills > 0
@@ -280,7 +296,9 @@ class Box:
             return OutOfMemory(self._memory_message())
         signum = -code if code < 0 else code - 128 if code > 128 else 0
         if signum == signal.SIGXCPU or (signum == signal.SIGKILL and self._cpu_exhausted()):
-            return CallTimeout(f"used up the CPU time limit of {self.settings.limits.cpu_s} s and was stopped")
+            return CallTimeout(
+                f"used up the CPU time limit of {self.settings.limits.cpu_s} s and was stopped"
+            )
         if signum:
             name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
             return WorkerCrashed(f"the worker was killed by signal {name}")
@@ -295,10 +313,8 @@ class Box:
     def kill(self) -> None:
         """Stop everything in the box at once."""
         self.dead = True
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if self.cgroup is not None:
             self.cgroup.kill_all()
 

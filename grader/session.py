@@ -103,9 +103,12 @@ class WorkerSession:
         per_call = call_timeout_s or self.limits.call_timeout_s
         remaining = self.remaining_s()
         if remaining <= 0:
-            raise self._record(CallTimeout(
-                f"not run: the submission's total time limit of {self.limits.submission_timeout_s:g} s is used up"
-            ))
+            raise self._record(
+                CallTimeout(
+                    "not run: the submission's total time limit of "
+                    f"{self.limits.submission_timeout_s:g} s is used up"
+                )
+            )
         if remaining < per_call:
             per_call, limit_name = remaining, "rest of the submission's total time limit"
         else:
@@ -138,7 +141,9 @@ def _cell_outcomes(result: Any) -> list[CellOutcome]:
     cells = result.get("cells", []) if isinstance(result, dict) else []
     for cell in cells if isinstance(cells, list) else []:
         if isinstance(cell, dict) and isinstance(cell.get("index"), int):
-            outcomes.append(CellOutcome(
-                index=cell["index"], ok=bool(cell.get("ok")), message=str(cell.get("message", ""))[:2000]
-            ))
+            outcomes.append(
+                CellOutcome(
+                    index=cell["index"], ok=bool(cell.get("ok")), message=str(cell.get("message", ""))[:2000]
+                )
+            )
     return outcomes

@@ -47,24 +47,24 @@ def _matches_call(dotted: str, forbidden: str) -> bool:
 def _check_tree(tree: ast.AST, cell: Cell, policy: StaticPolicy) -> list[Violation]:
     found: list[Violation] = []
     for node in ast.walk(tree):
+        modules: list[str] = []
+        line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            modules = []
         for module in modules:
             for forbidden in policy.forbidden_imports:
                 if _matches_module(module, forbidden):
-                    found.append(Violation(cell.index, node.lineno, f"import of {forbidden}"))
+                    found.append(Violation(cell.index, line, f"import of {forbidden}"))
             for forbidden in policy.forbidden_calls:
                 if _matches_call(module, forbidden):
-                    found.append(Violation(cell.index, node.lineno, f"use of {forbidden}"))
+                    found.append(Violation(cell.index, line, f"use of {forbidden}"))
         # `from torch.nn import LSTM` is caught above; attribute chains like nn.LSTM here.
         if isinstance(node, ast.Attribute) and (dotted := _dotted(node)):
             for forbidden in policy.forbidden_calls:
                 if _matches_call(dotted, forbidden):
-                    found.append(Violation(cell.index, node.lineno, f"use of {forbidden}"))
+                    found.append(Violation(cell.index, line, f"use of {forbidden}"))
     return found
 
 

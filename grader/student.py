@@ -23,6 +23,4 @@ def find_assignment_for(notebook: Path, name: str | None, course_dir: Path | Non
     ]
     if len(matches) == 1:
         return load_assignment(matches[0])
-    raise UsageError(
-        f"cannot tell which assignment {notebook.name} belongs to; pass --assignment NAME"
-    )
+    raise UsageError(f"cannot tell which assignment {notebook.name} belongs to; pass --assignment NAME")

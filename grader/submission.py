@@ -118,7 +118,7 @@ def _notebook_cells(text: str, name: str, notes: list[str]) -> list[Cell]:
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         try:
-            notebook = nbformat.reads(text, as_version=4)
+            notebook = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]  # nbformat is untyped
         except Exception as exc:  # nbformat raises several unrelated types for bad input
             raise InvalidSubmission(f"{name} is not a readable notebook ({type(exc).__name__})") from None
     cells: list[Cell] = []

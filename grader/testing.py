@@ -160,7 +160,11 @@ class GradingPlugin:
                 result.score = round(max_score * credit.fraction, 6)
         else:
             result.status = "failed"
-            kind = "the sandbox failed" if isinstance(excinfo.value, SandboxFailure) else "the test itself raised"
+            kind = (
+                "the sandbox failed"
+                if isinstance(excinfo.value, SandboxFailure)
+                else "the test itself raised"
+            )
             result.grader_problem = f"{item.nodeid}: {kind}: {excinfo.typename}: {excinfo.value}"[:2000]
             result.message = "not graded: a problem in the grader, not in your code; your TA will rerun it"
         self.outcomes.append(result)
@@ -211,7 +215,9 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(1e-12, np.abs(a) + np.abs(b)))) if a.size else 0.0
 
 
-def assert_close(actual: Any, expected: np.ndarray, name: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+def assert_close(
+    actual: Any, expected: np.ndarray, name: str, rtol: float = 1e-6, atol: float = 1e-8
+) -> None:
     """Compare without echoing values: say the shape, how many entries differ, the max error."""
     expected = np.asarray(expected, dtype=np.float64)
     got = expect_array(actual, name, shape=expected.shape)

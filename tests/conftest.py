@@ -57,8 +57,7 @@ def write_notebook(path: Path, *cells: str, markdown: str = "# Toy") -> Path:
 def make_course(tmp_path: Path) -> Callable[..., Path]:
     """Build a course with one assignment 'toy' whose hidden tests are given as source."""
 
-    def build(hidden_tests: str, probes: str = "", call_timeout_s: float = 5,
-              memory_mb: int = 512) -> Path:
+    def build(hidden_tests: str, probes: str = "", call_timeout_s: float = 5, memory_mb: int = 512) -> Path:
         course = tmp_path / "course"
         (course / "assignments" / "toy" / "tests").mkdir(parents=True, exist_ok=True)
         (course / "autograde_tests" / "toy").mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,9 @@ def sum_of_squares(module, x):
     return float(sum(module.square(v) for v in x))
 """
 
-GOOD = "def add(a, b):\n    return a + b\n\ndef quality():\n    return 0.5\n\ndef square(v):\n    return v * v\n"
+GOOD = (
+    "def add(a, b):\n    return a + b\n\ndef quality():\n    return 0.5\n\ndef square(v):\n    return v * v\n"
+)
 
 
 def run(course: Path, tmp_path: Path, source: str, name: str = "student.py", **settings) -> SubmissionReport:
@@ -81,8 +83,10 @@ def test_forbidden_call_is_reported_and_not_run(make_course, tmp_path, sandbox_m
     assert report.status == "graded"
     assert report.score == 0
     assert report.resources.worker_starts == 0
-    expected = ("not graded: the submission uses what this assignment forbids: "
-                "import of torch (cell 0, line 9); use of nn.LSTM (cell 0, line 10)")
+    expected = (
+        "not graded: the submission uses what this assignment forbids: "
+        "import of torch (cell 0, line 9); use of nn.LSTM (cell 0, line 10)"
+    )
     assert report.warnings == [expected]
     assert {t.message for t in report.tests} == {expected}
 
@@ -98,14 +102,19 @@ def test_unreadable_notebook_is_invalid_submission_with_full_test_list(make_cour
 
 
 def test_bug_in_hidden_test_is_grader_error_not_zero(make_course, tmp_path, sandbox_mode):
-    hidden = HIDDEN.replace('assert expect_scalar(submission.add(2, 3), "add(2, 3)") == 5, "add(2, 3) is wrong"',
-                            "submission.add(2, 3).shape  # the author forgot expect_scalar")
+    hidden = HIDDEN.replace(
+        'assert expect_scalar(submission.add(2, 3), "add(2, 3)") == 5, "add(2, 3) is wrong"',
+        "submission.add(2, 3).shape  # the author forgot expect_scalar",
+    )
     course = make_course(hidden, PROBES)
     report = run(course, tmp_path, GOOD, sandbox=sandbox_mode)
     assert report.status == "grader_error"
     assert report.score is None
     assert "test_toy.py::test_add: the test itself raised: AttributeError" in report.message
-    assert report.tests[0].message == "not graded: a problem in the grader, not in your code; your TA will rerun it"
+    assert (
+        report.tests[0].message
+        == "not graded: a problem in the grader, not in your code; your TA will rerun it"
+    )
 
 
 def test_test_without_points_is_grader_error(make_course, tmp_path, sandbox_mode):

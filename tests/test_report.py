@@ -17,13 +17,35 @@ def test_published_schema_matches_the_model():
 
 def test_contract_field_names():
     fields = SubmissionReport.model_fields
-    for name in ("schema_version", "assignment", "submission", "status", "score", "max_score",
-                 "tests", "resources", "warnings"):
+    for name in (
+        "schema_version",
+        "assignment",
+        "submission",
+        "status",
+        "score",
+        "max_score",
+        "tests",
+        "resources",
+        "warnings",
+    ):
         assert name in fields
     schema = SubmissionReport.model_json_schema()["$defs"]
-    assert set(schema["TestResult"]["properties"]) >= {"id", "name", "status", "score", "max_score",
-                                                        "message", "duration_s"}
-    assert set(schema["Resources"]["properties"]) >= {"wall_s", "cpu_s", "peak_rss_mb", "gpu_s", "gpu_peak_mb"}
+    assert set(schema["TestResult"]["properties"]) >= {
+        "id",
+        "name",
+        "status",
+        "score",
+        "max_score",
+        "message",
+        "duration_s",
+    }
+    assert set(schema["Resources"]["properties"]) >= {
+        "wall_s",
+        "cpu_s",
+        "peak_rss_mb",
+        "gpu_s",
+        "gpu_peak_mb",
+    }
     assert set(schema["SubmissionInfo"]["properties"]) == {"id", "path", "sha256"}
 
 
@@ -31,7 +53,9 @@ def test_contract_field_names():
 def test_other_schema_versions_are_refused_by_name(tmp_path, version, word):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"schema_version": version}))
-    with pytest.raises(ValueError, match=f"schema version {version}, {word} than this grader's {SCHEMA_VERSION}"):
+    with pytest.raises(
+        ValueError, match=f"schema version {version}, {word} than this grader's {SCHEMA_VERSION}"
+    ):
         read_report(path)
 
 
