@@ -89,8 +89,10 @@ def grade(
         limits=spec.limits,
         threads=settings.threads,
         secret_dirs=(assignment.hidden_tests_dir, assignment.solutions_dir),
+        data_dir=assignment.data_dir,
     )
-    session = WorkerSession(submission, box_settings, spec.preload, spec.seed, probes, blocked)
+    seed = spec.seed if settings.seed is None else settings.seed
+    session = WorkerSession(submission, box_settings, spec.preload, seed, probes, blocked)
     plugin = GradingPlugin(session)
     _forget_test_modules(tests_dir)
     try:
@@ -103,6 +105,7 @@ def grade(
             id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,
             max_score=o.max_score, message=truncate(o.message), duration_s=round(o.duration_s, 4),
             visible=o.visible,
+            metrics=o.metrics,
         )
         for o in plugin.outcomes
     ]  # fmt: skip
@@ -135,6 +138,6 @@ def grade(
         warnings=[truncate(w, 500) for w in warnings],
         cells=session.cells or [],
         output=truncate("".join(totals.output), 20_000),
-        seed=spec.seed,
+        seed=seed,
         sandbox=settings.sandbox,
     )

@@ -41,6 +41,9 @@ class TestResult(_Model):
     message: str = Field("", description="Why it did not pass; never echoes hidden values.")
     duration_s: float = Field(description="Wall seconds the test took, calls into the sandbox included.")
     visible: bool = Field(True, description="Whether details may be shown to the student.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Numbers the test recorded (accuracy, loss) for calibration."
+    )
 
 
 class Resources(_Model):

@@ -38,6 +38,7 @@ class BoxSettings:
     limits: Limits
     threads: int = 1
     secret_dirs: tuple[Path, ...] = field(default=(), metadata={"description": "Must never be visible."})
+    data_dir: Path | None = field(default=None, metadata={"description": "Mounted read-only at /data."})
 
 
 @dataclass
@@ -79,6 +80,18 @@ def _system_binds() -> list[str]:
     return args
 
 
+def _refuse_secret_overlap(mounted: Path, secret_dirs: tuple[Path, ...]) -> None:
+    """Never mount a folder that holds (or is inside) hidden tests or solutions."""
+    mounted = mounted.resolve()
+    for secret in secret_dirs:
+        secret = secret.resolve()
+        if secret == mounted or mounted in secret.parents or secret in mounted.parents:
+            raise SandboxUnavailable(
+                f"{mounted} would be visible in the sandbox and overlaps {secret}, which must stay "
+                "hidden; move the Python environment or data folder out of the course's secret folders"
+            )
+
+
 def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
     """The full bubblewrap command line for one worker."""
     bwrap = bwrap_path()
@@ -88,13 +101,8 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
             "or pass --sandbox none to grade without isolation (unsafe for untrusted code)"
         )
     roots = _python_roots()
-    for secret in settings.secret_dirs:
-        for root in roots:
-            if secret.resolve() == root or root in secret.resolve().parents:
-                raise SandboxUnavailable(
-                    f"the Python installation {root} contains {secret}; the sandbox would expose "
-                    "hidden tests or solutions. Use a virtual environment outside the course folder."
-                )
+    for root in roots:
+        _refuse_secret_overlap(root, settings.secret_dirs)
     args = [
         bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
         "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
@@ -109,6 +117,9 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
             if (root / masked).is_dir():
                 args += ["--tmpfs", str(root / masked)]
     args += ["--ro-bind", str(GRADER_PACKAGE_DIR), f"{SANDBOX_LIB}/grader"]
+    if settings.data_dir is not None:
+        _refuse_secret_overlap(settings.data_dir, settings.secret_dirs)
+        args += ["--ro-bind", str(settings.data_dir), "/data"]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(settings.limits.scratch_mb * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp"]
     return [*args, "--", sys.executable, "-I", "-B", "-c", WORKER_BOOT, *worker_args]

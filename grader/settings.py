@@ -17,3 +17,4 @@ class GradeSettings(BaseModel):
         "hidden", description="Which tests score: hidden (grading) or visible (student self-check)."
     )
     threads: int = Field(1, ge=1, description="Threads the worker's numpy/torch may use.")
+    seed: int | None = Field(None, description="Overrides the assignment's seed (calibration runs).")

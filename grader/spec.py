@@ -43,7 +43,8 @@ class StaticPolicy(BaseModel):
     )
     forbidden_calls: list[str] = Field(
         default_factory=list,
-        description="Dotted names, e.g. 'nn.LSTM', matched against the end of attribute chains.",
+        description="Dotted names matched against the end of attribute chains and imports; "
+        "shell-style wildcards allowed: 'nn.LSTM', 'nn.GRU*'.",
     )
 
 
@@ -61,6 +62,11 @@ class AssignmentSpec(BaseModel):
     )
     gpu: Literal["none"] = Field("none", description="GPU policy; only 'none' is supported so far.")
     seed: int = Field(0, description="Seed for random, numpy and torch in the worker.")
+    data_dir: str | None = Field(
+        None,
+        description="Course-relative folder of training data mounted read-only at /data in the "
+        "sandbox. Never put held-out labels there: hidden splits belong in autograde_tests/.",
+    )
     limits: Limits = Field(default_factory=Limits, description="Resource limits.")
     static: StaticPolicy = Field(default_factory=StaticPolicy, description="Static source checks.")
 
@@ -74,6 +80,7 @@ class Assignment(BaseModel):
     assignment_dir: Path = Field(description="assignments/<name>: template, visible tests, spec.")
     hidden_tests_dir: Path = Field(description="autograde_tests/<name>: hidden tests and probes.py.")
     solutions_dir: Path = Field(description="solutions/<name>: reference notebook(s).")
+    data_dir: Path | None = Field(None, description="Resolved data_dir, mounted at /data.")
 
     @property
     def name(self) -> str:
@@ -151,9 +158,15 @@ def load_assignment(name_or_path: str | Path, course_dir: Path | None = None) ->
         raise SpecError(
             f"hidden tests for {spec.name!r} not found: expected a folder {hidden} with test_*.py files"
         )
+    data_dir = None
+    if spec.data_dir is not None:
+        data_dir = (root / spec.data_dir).resolve()
+        if not data_dir.is_dir():
+            raise SpecError(f"{assignment_dir / SPEC_FILE}: data_dir: {data_dir} is not a folder")
     return Assignment(
         spec=spec,
         assignment_dir=assignment_dir,
         hidden_tests_dir=hidden,
         solutions_dir=root / "solutions" / spec.name,
+        data_dir=data_dir,
     )

@@ -7,6 +7,7 @@ always reach a module by other means. Security comes from the sandbox alone.
 from __future__ import annotations
 
 import ast
+import fnmatch
 from dataclasses import dataclass
 
 from grader.spec import StaticPolicy
@@ -41,7 +42,8 @@ def _matches_module(module: str, forbidden: str) -> bool:
 
 
 def _matches_call(dotted: str, forbidden: str) -> bool:
-    return dotted == forbidden or dotted.endswith("." + forbidden)
+    """'nn.LSTM' matches nn.LSTM and torch.nn.LSTM; 'nn.GRU*' matches nn.GRU and nn.GRUCell."""
+    return fnmatch.fnmatchcase(dotted, forbidden) or fnmatch.fnmatchcase(dotted, "*." + forbidden)
 
 
 def _check_tree(tree: ast.AST, cell: Cell, policy: StaticPolicy) -> list[Violation]:

@@ -8,6 +8,7 @@ Test authors use ``@points``, ``@limits``, the ``submission`` and ``credit`` fix
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,7 @@ class Outcome:
     message: str = ""
     duration_s: float = 0.0
     grader_problem: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(eq=False)  # pluggy keeps plugins in sets: identity hashing
@@ -95,6 +97,7 @@ class GradingPlugin:
     collection_problems: list[str] = field(default_factory=list)
     _credit: dict[str, Credit] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
+    _metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @pytest.fixture
     def submission(self, request: pytest.FixtureRequest) -> SubmissionProxy:
@@ -105,6 +108,21 @@ class GradingPlugin:
     @pytest.fixture
     def credit(self, request: pytest.FixtureRequest) -> Credit:
         return self._credit.setdefault(request.node.nodeid, Credit())
+
+    @pytest.fixture
+    def metric(self, request: pytest.FixtureRequest) -> Callable[[str, float], None]:
+        """``metric("accuracy", 0.93)`` records a number in the report, for `grader calibrate`."""
+        recorded = self._metrics.setdefault(request.node.nodeid, {})
+
+        def record(name: str, value: float) -> None:
+            recorded[name] = float(value)
+
+        return record
+
+    @pytest.fixture
+    def grading_seed(self) -> int:
+        """The seed of this grading run (the assignment's, or `calibrate`'s), for test data."""
+        return self.session.seed
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "points(n, visible=True): points the test is worth")
@@ -139,6 +157,7 @@ class GradingPlugin:
             max_score=max_score,
             visible=bool(marker.kwargs.get("visible", True)) if marker else True,
             duration_s=time.monotonic() - self._started.get(item.nodeid, time.monotonic()),
+            metrics=self._metrics.get(item.nodeid, {}),
         )
         excinfo = call.excinfo
         faults = self.session.test_faults

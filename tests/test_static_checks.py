@@ -36,5 +36,14 @@ def test_similar_names_are_not_flagged():
     assert describe("from torch import nn\nx = nn.LSTMish\ny = nn.Linear(2, 2)\nimport sklearnx") == []
 
 
+def test_wildcards_match_families():
+    policy = StaticPolicy(forbidden_calls=["nn.GRU*", "nn.RNN*"])
+    cells = (Cell(0, "from torch import nn\na = nn.GRUCell(2, 2)\nb = nn.RNN(2, 2)\nc = nn.Linear(2, 2)"),)
+    assert [v.describe() for v in check_cells(cells, policy)] == [
+        "use of nn.GRU* (cell 0, line 2)",
+        "use of nn.RNN* (cell 0, line 3)",
+    ]
+
+
 def test_syntax_errors_are_left_to_the_worker():
     assert describe("def broken(:\n    nn.LSTM()") == []
