@@ -179,11 +179,7 @@ class GradingPlugin:
                 result.score = round(max_score * credit.fraction, 6)
         else:
             result.status = "failed"
-            kind = (
-                "the sandbox failed"
-                if isinstance(excinfo.value, SandboxFailure)
-                else "the test itself raised"
-            )
+            kind = "the sandbox failed" if isinstance(excinfo.value, SandboxFailure) else "the test itself raised"
             result.grader_problem = f"{item.nodeid}: {kind}: {excinfo.typename}: {excinfo.value}"[:2000]
             result.message = "not graded: a problem in the grader, not in your code; your TA will rerun it"
         self.outcomes.append(result)
@@ -228,18 +224,22 @@ def expect_scalar(value: Any, name: str) -> float:
     raise AssertionError(f"{name} should be a single number, but it is a {type(value).__name__}")
 
 
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max(|a| + |b|), the usual gradient-check measure."""
+def relative_error(a: Any, b: Any) -> float:
+    """max |a - b| / max(|a| + |b|): the gradient-check measure, robust to entries near zero."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b) / np.maximum(1e-12, np.abs(a) + np.abs(b)))) if a.size else 0.0
+    if a.size == 0:
+        return 0.0
+    scale = float(np.max(np.abs(a) + np.abs(b)))
+    return float(np.max(np.abs(a - b))) / max(scale, 1e-300)
 
 
-def assert_close(
-    actual: Any, expected: np.ndarray, name: str, rtol: float = 1e-6, atol: float = 1e-8
-) -> None:
+def assert_close(actual: Any, expected: Any, name: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
     """Compare without echoing values: say the shape, how many entries differ, the max error."""
     expected = np.asarray(expected, dtype=np.float64)
-    got = expect_array(actual, name, shape=expected.shape)
+    if expected.ndim == 0 and type(actual) is not np.ndarray:
+        got = np.asarray(expect_scalar(actual, name))
+    else:
+        got = expect_array(actual, name, shape=expected.shape)
     if not np.all(np.isfinite(got)):
         bad = int(np.sum(~np.isfinite(got)))
         raise AssertionError(f"{name} contains {bad} non-finite entries (nan or inf) out of {got.size}")

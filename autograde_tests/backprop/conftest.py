@@ -1,0 +1,135 @@
+"""Trusted helpers for the backprop hidden tests: reference layers, numerical gradients, data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+NumericalGradient = Callable[..., np.ndarray]
+
+
+class Reference:
+    """Trusted float64 reference implementations of the assignment's functions."""
+
+    @staticmethod
+    def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Return x.reshape(N, -1) @ w + b."""
+        return x.reshape(x.shape[0], -1) @ w + b
+
+    @staticmethod
+    def linear_backward(
+        dout: np.ndarray, x: np.ndarray, w: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (dx, dw, db) for the linear layer."""
+        dx = (dout @ w.T).reshape(x.shape)
+        dw = x.reshape(x.shape[0], -1).T @ dout
+        return dx, dw, dout.sum(axis=0)
+
+    @staticmethod
+    def relu_forward(x: np.ndarray) -> np.ndarray:
+        """Return max(x, 0) elementwise."""
+        return np.maximum(x, 0.0)
+
+    @staticmethod
+    def relu_backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Return dout where x > 0, else 0."""
+        return dout * (x > 0)
+
+    @staticmethod
+    def sigmoid_forward(x: np.ndarray) -> np.ndarray:
+        """Return the logistic sigmoid, computed without overflow."""
+        z = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+    @classmethod
+    def sigmoid_backward(cls, dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Return dout * s * (1 - s) with s = sigmoid(x)."""
+        s = cls.sigmoid_forward(x)
+        return dout * s * (1.0 - s)
+
+    @staticmethod
+    def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Return the mean cross-entropy loss and its gradient, via log-sum-exp."""
+        rows = np.arange(logits.shape[0])
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        dlogits = np.exp(log_probs)
+        dlogits[rows, y] -= 1.0
+        return float(-log_probs[rows, y].mean()), dlogits / logits.shape[0]
+
+    @classmethod
+    def two_layer_loss(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        w1: np.ndarray,
+        b1: np.ndarray,
+        w2: np.ndarray,
+        b2: np.ndarray,
+    ) -> float:
+        """Return the loss of linear -> relu -> linear -> softmax cross-entropy."""
+        hidden = cls.relu_forward(cls.linear_forward(x, w1, b1))
+        return cls.softmax_cross_entropy(cls.linear_forward(hidden, w2, b2), y)[0]
+
+
+def _numerical_gradient(
+    f: Callable[[np.ndarray], np.ndarray | float],
+    x: np.ndarray,
+    dout: np.ndarray | float = 1.0,
+    h: float = 1e-5,
+) -> np.ndarray:
+    """Return the centered-difference gradient of sum(f(x) * dout) with respect to x."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + h
+        plus = np.sum(f(x) * dout)
+        x[index] = original - h
+        minus = np.sum(f(x) * dout)
+        x[index] = original
+        grad[index] = (plus - minus) / (2.0 * h)
+    return grad
+
+
+class DigitsSplit(NamedTuple):
+    """A fixed stratified split of scikit-learn's bundled 8x8 digits, pixels scaled to [0, 1]."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def reference() -> type[Reference]:
+    """Trusted reference implementations."""
+    return Reference
+
+
+@pytest.fixture(scope="session")
+def numerical_gradient() -> NumericalGradient:
+    """Centered-difference gradient: numerical_gradient(f, x, dout=1.0, h=1e-5)."""
+    return _numerical_gradient
+
+
+@pytest.fixture(scope="session")
+def digits_split() -> DigitsSplit:
+    """1347 training and 450 test digits; the test labels never leave this process."""
+    # Imported here so that only the training test pays for scikit-learn.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    images, labels = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images / 16.0, labels, test_size=450, stratify=labels, random_state=0
+    )
+    return DigitsSplit(
+        np.ascontiguousarray(x_train, dtype=np.float64),
+        np.ascontiguousarray(y_train, dtype=np.int64),
+        np.ascontiguousarray(x_test, dtype=np.float64),
+        np.ascontiguousarray(y_test, dtype=np.int64),
+    )

@@ -1,0 +1,88 @@
+"""The backprop assignment end to end in the real sandbox: solution, template and samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.api import grade
+from grader.authoring import template_text
+from grader.settings import GradeSettings
+from grader.spec import load_assignment
+from tests.conftest import REPO_ROOT
+
+
+def grade_file(course: Path, path: Path, sandbox: str, tests: str = "hidden"):
+    assignment = load_assignment(course / "assignments" / "backprop")
+    return grade(path, assignment, GradeSettings(sandbox=sandbox, tests=tests))  # type: ignore[arg-type]
+
+
+def scores(report) -> dict[str, float]:
+    return {t.name: t.score for t in report.tests}
+
+
+def test_solution_scores_full_marks(repo_course, sandbox_mode):
+    report = grade_file(repo_course, repo_course / "solutions" / "backprop" / "backprop.ipynb", sandbox_mode)
+    assert report.status == "graded"
+    assert report.score == report.max_score == 100
+    assert {t.status for t in report.tests} == {"passed"}
+
+
+def test_template_scores_zero_and_is_graded(repo_course, sandbox_mode):
+    report = grade_file(repo_course, repo_course / "assignments" / "backprop" / "backprop.ipynb", sandbox_mode)
+    assert report.status == "graded"
+    assert report.score == 0 and report.max_score == 100
+    assert {t.status for t in report.tests} == {"error"}
+    assert all("NotImplementedError" in t.message for t in report.tests)
+
+
+def test_partly_wrong_gets_exactly_its_partial_points(repo_course, sandbox_mode):
+    report = grade_file(repo_course, repo_course / "samples" / "backprop" / "partly_wrong.ipynb", sandbox_mode)
+    assert report.status == "graded"
+    assert report.score == 65
+    got = scores(report)
+    assert got["test_linear_backward"] == 0
+    assert got["test_sigmoid_backward"] == 0
+    assert got["test_softmax_cross_entropy_loss"] == 5
+    assert got["test_softmax_cross_entropy_gradient"] == 5
+    message = next(t.message for t in report.tests if t.name == "test_linear_backward")
+    assert message == "dx has shape (4, 15), expected shape (4, 3, 5)"
+
+
+def test_broken_notebook_keeps_what_works(repo_course, sandbox_mode):
+    report = grade_file(repo_course, repo_course / "samples" / "backprop" / "broken.ipynb", sandbox_mode)
+    assert report.status == "graded"
+    assert report.score == 40
+    assert any("shell command '!pip install tqdm' was not run" in w for w in report.warnings)
+    failing = [c for c in report.cells if not c.ok]
+    assert [c.message.split(":")[0] for c in failing] == ["NameError", "SyntaxError"]
+
+
+def test_correct_sample_scores_full_marks(repo_course, sandbox_mode):
+    report = grade_file(repo_course, repo_course / "samples" / "backprop" / "correct.ipynb", sandbox_mode)
+    assert report.score == 100
+
+
+def test_visible_tests_pass_on_the_solution_and_fail_on_the_template(repo_course, sandbox_mode):
+    solution = grade_file(
+        repo_course, repo_course / "solutions" / "backprop" / "backprop.ipynb", sandbox_mode, tests="visible"
+    )
+    template = grade_file(
+        repo_course, repo_course / "assignments" / "backprop" / "backprop.ipynb", sandbox_mode, tests="visible"
+    )
+    assert solution.status == template.status == "graded"
+    assert solution.score == solution.max_score > 0
+    assert template.score == 0
+
+
+def test_committed_template_is_generated_from_the_solution():
+    expected = template_text(REPO_ROOT / "solutions" / "backprop" / "backprop.ipynb")
+    committed = (REPO_ROOT / "assignments" / "backprop" / "backprop.ipynb").read_text()
+    assert committed == expected, "assignments/backprop/backprop.ipynb drifted: run `grader release backprop`"
+
+
+@pytest.mark.parametrize("name", ["correct", "partly_wrong", "broken"])
+def test_samples_have_no_solution_markers_leaking_hidden_code(name):
+    text = (REPO_ROOT / "samples" / "backprop" / f"{name}.ipynb").read_text()
+    assert "autograde_tests" not in text
