@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 
 from grader.errors import GraderError, SandboxUnavailable
 
+EXIT_ATTENTION = 1  # everything found was graded, but some inputs were skipped (duplicates...)
 EXIT_GRADER_ERROR = 3
 
 
@@ -33,15 +35,17 @@ def main() -> None:
 
 @main.command()
 @click.argument("assignment")
-@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=Path("grading"),
     show_default=True,
-    help="Folder for the JSON reports.",
+    help="Folder for reports (<id>.json), the gradebook and exports.",
 )
+@click.option("--workers", type=click.IntRange(min=1), help="Parallel graders (default: one per core).")
+@click.option("--force", is_flag=True, help="Regrade everything, even what is already up to date.")
 @click.option(
     "--course",
     "course_dir",
@@ -55,44 +59,106 @@ def main() -> None:
     show_default=True,
     help="'none' runs student code without isolation: only for code you trust.",
 )
+@click.option("--details/--no-details", default=None, help="Per-test tables (default: when 5 or fewer).")
+@click.option(
+    "--export/--no-export",
+    "do_export",
+    default=True,
+    show_default=True,
+    help="Write CSV, HTML, JUnit and Gradescope exports at the end.",
+)
 def grade(
-    assignment: str, submissions: tuple[Path, ...], out_dir: Path, course_dir: Path | None, sandbox: str
+    assignment: str,
+    inputs: tuple[Path, ...],
+    out_dir: Path,
+    workers: int | None,
+    force: bool,
+    course_dir: Path | None,
+    sandbox: str,
+    details: bool | None,
+    do_export: bool,
 ) -> None:
-    """Grade SUBMISSIONS (notebooks or .py files) against ASSIGNMENT; write DIR/<id>.json."""
-    from grader.api import grade as grade_one
-    from grader.console import print_report, print_summary
-    from grader.doctor import probe_sandbox
-    from grader.report import write_report
+    """Grade INPUTS (notebooks, .py files, folders, LMS .zip exports) against ASSIGNMENT."""
+    from grader.batch import default_workers
+    from grader.intake import collect
     from grader.settings import GradeSettings
     from grader.spec import load_assignment
 
     console = _console()
     try:
         loaded = load_assignment(assignment, course_dir)
-        if sandbox == "bwrap":
-            check = probe_sandbox("bwrap")
-            if not check.ok:
-                raise SandboxUnavailable(
-                    f"the sandbox does not work here: {check.detail}\n"
-                    "Run `grader doctor` for details, or pass --sandbox none to grade without "
-                    "isolation (only for code you trust)."
-                )
-        else:
-            console.print("[yellow]warning: --sandbox none: student code runs without isolation[/yellow]")
+        _require_sandbox(console, sandbox)
+        intake = collect(list(inputs), loaded.spec.notebook, out_dir / "extracted")
     except GraderError as exc:
         raise CliError(exc) from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = GradeSettings(sandbox=sandbox)
-    reports = []
-    for path in submissions:
-        report = grade_one(path, loaded, settings)
-        write_report(report, out_dir / f"{report.submission.id}.json")
-        print_report(console, report)
-        reports.append(report)
-    print_summary(console, reports)
-    console.print(f"reports written to {out_dir}/")
-    if any(r.status == "grader_error" for r in reports):
+    workers = workers or min(default_workers(), max(1, len(intake.candidates)))
+    cores = default_workers()
+    settings = GradeSettings(sandbox=sandbox, threads=max(1, cores // workers))
+    show_tables = details if details is not None else len(intake.candidates) <= 5
+    _run_batch(console, loaded, intake, out_dir, settings, workers, force, show_tables, do_export)
+
+
+def _require_sandbox(console: Console, sandbox: str) -> None:
+    from grader.doctor import probe_sandbox
+
+    if sandbox == "none":
+        console.print("[yellow]warning: --sandbox none: student code runs without isolation[/yellow]")
+        return
+    check = probe_sandbox("bwrap")
+    if not check.ok:
+        raise SandboxUnavailable(
+            f"the sandbox does not work here: {check.detail}\n"
+            "Run `grader doctor` for details, or pass --sandbox none to grade without "
+            "isolation (only for code you trust)."
+        )
+
+
+def _run_batch(
+    console: Console,
+    loaded: Any,
+    intake: Any,
+    out_dir: Path,
+    settings: Any,
+    workers: int,
+    force: bool,
+    show_tables: bool,
+    do_export: bool,
+) -> None:
+    from grader.batch import run_batch
+    from grader.console import BatchProgress, print_batch_summary, print_report
+    from grader.exports import write_exports
+
+    progress = BatchProgress(console)
+    try:
+        with progress:
+            summary = run_batch(
+                loaded,
+                intake,
+                out_dir,
+                settings,
+                workers,
+                force,
+                on_report=progress.advance,
+                on_start=progress.start,
+            )
+    except GraderError as exc:
+        raise CliError(exc) from None
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted[/yellow]: finished reports are saved; rerun the same command to grade the rest"
+        )
+        sys.exit(130)
+    if show_tables:
+        for report in summary.reports:
+            print_report(console, report)
+    if do_export:
+        written = write_exports(out_dir)
+        console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}")
+    print_batch_summary(console, summary, out_dir)
+    if summary.grader_errors:
         sys.exit(EXIT_GRADER_ERROR)
+    if summary.problems:
+        sys.exit(EXIT_ATTENTION)
 
 
 @main.command()
@@ -126,6 +192,27 @@ def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) 
         console.print("[green]All visible tests pass.[/green] Hidden tests decide the grade.")
     if report.status == "grader_error":
         sys.exit(EXIT_GRADER_ERROR)
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["csv", "html", "junit", "gradescope"]),
+    help="Export format (repeatable; default: all).",
+)
+def export(out_dir: Path, formats: tuple[str, ...]) -> None:
+    """Write exports of the gradebook in OUT_DIR to OUT_DIR/export."""
+    from grader.exports import FORMATS, write_exports
+
+    try:
+        written = write_exports(out_dir, formats or FORMATS)
+    except GraderError as exc:
+        raise CliError(exc) from None
+    for path in written:
+        _console().print(f"wrote {path}")
 
 
 @main.command()

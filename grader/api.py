@@ -120,9 +120,7 @@ def grade(
     return SubmissionReport(
         grader_version=__version__,
         assignment=spec.name,
-        submission=SubmissionInfo(
-            id=submission.id, path=str(submission_path), sha256=submission.sha256 or None
-        ),
+        submission=SubmissionInfo(id=submission.id, path=str(submission_path), sha256=submission.sha256 or None),
         status=status,
         message=message,
         score=score,

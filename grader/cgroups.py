@@ -155,9 +155,6 @@ def cgroup_support() -> str:
     """One line for `grader doctor`: which cgroup version is usable, or why none is."""
     group = BoxCgroup.create(memory_mb=64, processes=4)
     if group is None:
-        return (
-            "no writable cgroup (v1 or v2) here: memory is capped with RLIMIT_DATA, "
-            "processes with RLIMIT_NPROC"
-        )
+        return "no writable cgroup (v1 or v2) here: memory is capped with RLIMIT_DATA, processes with RLIMIT_NPROC"
     group.destroy()
     return f"cgroup v{group.version}: memory (with swap) and process limits per box"

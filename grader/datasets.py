@@ -81,8 +81,6 @@ def load_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.ndim == 3:
         images = images[:, None, :, :]
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
-        raise DatasetError(
-            f"{split} split: images of shape {images.shape} do not match labels of shape {labels.shape}"
-        )
+        raise DatasetError(f"{split} split: images of shape {images.shape} do not match labels of shape {labels.shape}")
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     return (images.astype(np.float32) / scale), labels.astype(np.int64)

@@ -73,9 +73,7 @@ class SubmissionReport(_Model):
     max_score: float = Field(description="Points available.")
     tests: list[TestResult] = Field(default_factory=list)
     resources: Resources
-    warnings: list[str] = Field(
-        default_factory=list, description="Load warnings, skipped magics, limits hit."
-    )
+    warnings: list[str] = Field(default_factory=list, description="Load warnings, skipped magics, limits hit.")
     cells: list[CellOutcome] = Field(default_factory=list, description="How each code cell ran at load.")
     output: str = Field("", description="What the submission printed (capped).")
     seed: int = Field(description="Seed given to random, numpy and torch in the worker.")

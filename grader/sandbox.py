@@ -262,9 +262,7 @@ class Box:
             self.kill()
             if self._memory_killed():
                 raise OutOfMemory(self._memory_message()) from None
-            raise CallTimeout(
-                f"took longer than the {limit_name} of {timeout_s:g} s and was stopped"
-            ) from None
+            raise CallTimeout(f"took longer than the {limit_name} of {timeout_s:g} s and was stopped") from None
         except rpc.ChannelClosed:
             raise self._death_fault() from None
         except rpc.FrameError as exc:
@@ -272,9 +270,7 @@ class Box:
             raise InvalidValue(str(exc)) from None
         if reply.get("id") != request_id:
             self.kill()
-            raise InvalidValue(
-                "the worker answered out of turn (the submission wrote to the grader's channel)"
-            )
+            raise InvalidValue("the worker answered out of turn (the submission wrote to the grader's channel)")
         if reply.get("ok") is True:
             return reply.get("value")
         message = str(reply.get("message", ""))[:4000]
@@ -282,12 +278,8 @@ class Box:
         if kind == "invalid":
             raise InvalidValue(message)
         if kind == "memory":
-            raise OutOfMemory(
-                f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB"
-            )
-        raise StudentError(
-            message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", ""))
-        )
+            raise OutOfMemory(f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB")
+        raise StudentError(message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", "")))
 
     def _memory_killed(self) -> bool:
         return self.cgroup is not None and self.cgroup.usage().oom_kills > 0
@@ -307,9 +299,7 @@ class Box:
             return OutOfMemory(self._memory_message())
         signum = -code if code < 0 else code - 128 if code > 128 else 0
         if signum == signal.SIGXCPU or (signum == signal.SIGKILL and self._cpu_exhausted()):
-            return CallTimeout(
-                f"used up the CPU time limit of {self.settings.limits.cpu_s} s and was stopped"
-            )
+            return CallTimeout(f"used up the CPU time limit of {self.settings.limits.cpu_s} s and was stopped")
         if signum:
             name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
             return WorkerCrashed(f"the worker was killed by signal {name}")

@@ -105,8 +105,7 @@ class WorkerSession:
         if remaining <= 0:
             raise self._record(
                 CallTimeout(
-                    "not run: the submission's total time limit of "
-                    f"{self.limits.submission_timeout_s:g} s is used up"
+                    f"not run: the submission's total time limit of {self.limits.submission_timeout_s:g} s is used up"
                 )
             )
         if remaining < per_call:
@@ -142,8 +141,6 @@ def _cell_outcomes(result: Any) -> list[CellOutcome]:
     for cell in cells if isinstance(cells, list) else []:
         if isinstance(cell, dict) and isinstance(cell.get("index"), int):
             outcomes.append(
-                CellOutcome(
-                    index=cell["index"], ok=bool(cell.get("ok")), message=str(cell.get("message", ""))[:2000]
-                )
+                CellOutcome(index=cell["index"], ok=bool(cell.get("ok")), message=str(cell.get("message", ""))[:2000])
             )
     return outcomes

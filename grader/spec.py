@@ -155,9 +155,7 @@ def load_assignment(name_or_path: str | Path, course_dir: Path | None = None) ->
     root = find_course_root(assignment_dir)
     hidden = root / "autograde_tests" / spec.name
     if not hidden.is_dir():
-        raise SpecError(
-            f"hidden tests for {spec.name!r} not found: expected a folder {hidden} with test_*.py files"
-        )
+        raise SpecError(f"hidden tests for {spec.name!r} not found: expected a folder {hidden} with test_*.py files")
     data_dir = None
     if spec.data_dir is not None:
         data_dir = (root / spec.data_dir).resolve()

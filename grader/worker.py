@@ -72,9 +72,7 @@ def seed_everything(seed: int, threads: int) -> None:
 def describe_exception(exc: BaseException) -> dict[str, Any]:
     """Type, message and the student's own frames, trimmed for a report."""
     frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if frame.filename.startswith(("<cell", "<probes"))
+        frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.startswith(("<cell", "<probes"))
     ]
     where = ""
     if frames:

@@ -1,0 +1,91 @@
+"""Batch grading: intake, skip what is current, grade in parallel, record, summarise."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.executors import Job, LocalExecutor
+from grader.gradebook import Gradebook, assignment_fingerprint
+from grader.intake import Candidate, Intake
+from grader.report import SubmissionReport, write_report
+from grader.settings import GradeSettings
+from grader.spec import Assignment
+
+
+@dataclass
+class BatchSummary:
+    """How a batch ended; printed at the end and returned to the caller."""
+
+    total: int = 0
+    up_to_date: int = 0
+    graded: int = 0
+    invalid: int = 0
+    grader_errors: list[str] = field(default_factory=list)
+    with_timeouts: int = 0
+    problems: list[str] = field(default_factory=list)
+    reports: list[SubmissionReport] = field(default_factory=list)
+
+
+def file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def run_batch(
+    assignment: Assignment,
+    intake: Intake,
+    out_dir: Path,
+    settings: GradeSettings,
+    workers: int,
+    force: bool = False,
+    on_report: Callable[[SubmissionReport, int, int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> BatchSummary:
+    """Grade every candidate not already graded against this exact assignment."""
+    summary = BatchSummary(total=len(intake.candidates), problems=list(intake.problems))
+    gradebook = Gradebook.open(out_dir, assignment.name)
+    try:
+        fingerprint = assignment_fingerprint(assignment)
+        todo: list[Candidate] = []
+        for candidate in intake.candidates:
+            if not force and gradebook.is_current(candidate.student_id, file_sha256(candidate.path), fingerprint):
+                summary.up_to_date += 1
+            else:
+                todo.append(candidate)
+        names = {c.student_id: c.display_name for c in todo}
+        if on_start is not None:
+            on_start(len(todo))
+        jobs = [Job(c.student_id, c.path) for c in todo]
+        executor = LocalExecutor(workers)
+        for done, (job, report_json) in enumerate(executor.run(jobs, assignment, settings), start=1):
+            report = SubmissionReport.model_validate_json(report_json)
+            write_report(report, out_dir / f"{job.student_id}.json")
+            gradebook.record(report, names.get(job.student_id, ""), fingerprint)
+            _count(summary, report)
+            if on_report is not None:
+                on_report(report, done, len(jobs))
+    finally:
+        gradebook.close()
+    return summary
+
+
+def _count(summary: BatchSummary, report: SubmissionReport) -> None:
+    summary.reports.append(report)
+    if report.status == "graded":
+        summary.graded += 1
+    elif report.status == "invalid_submission":
+        summary.invalid += 1
+    else:
+        summary.grader_errors.append(f"{report.submission.id}: {report.message[:300]}")
+    if any(test.status == "timeout" for test in report.tests):
+        summary.with_timeouts += 1

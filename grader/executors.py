@@ -1,0 +1,104 @@
+"""Executors: run grade() for many submissions in parallel and stream reports back."""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import __version__
+from grader.report import Resources, SubmissionInfo, SubmissionReport
+from grader.settings import GradeSettings
+from grader.spec import Assignment
+
+MAX_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to grade, as sent to a pool process."""
+
+    student_id: str
+    path: Path
+
+
+def grade_job(job: Job, assignment: Assignment, settings: GradeSettings) -> str:
+    """Runs in a pool process; a bug in the grader becomes a grader_error report, never a crash."""
+    from grader.api import grade
+
+    try:
+        return grade(job.path, assignment, settings, submission_id=job.student_id).model_dump_json()
+    except Exception as exc:  # noqa: BLE001 - any grader bug must become a report, not a lost job
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return grader_error_report(job, assignment, f"the grader failed: {detail}").model_dump_json()
+
+
+def grader_error_report(job: Job, assignment: Assignment, message: str) -> SubmissionReport:
+    return SubmissionReport(
+        grader_version=__version__,
+        assignment=assignment.name,
+        submission=SubmissionInfo(id=job.student_id, path=str(job.path), sha256=None),
+        status="grader_error",
+        message=message[:2000],
+        score=None,
+        max_score=0.0,
+        resources=Resources(wall_s=0.0, cpu_s=None, peak_rss_mb=None),
+        seed=assignment.spec.seed,
+        sandbox="none",
+    )
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this pool process when the grader that started it dies."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class LocalExecutor:
+    """A pool of grader processes; each grade() starts its own sandboxes.
+
+    Pool processes are spawned (never forked from this threaded process) and die with it: after a
+    kill -9 of the grader nothing keeps running, and their sandboxes die with them. If a pool
+    process dies, the submissions in flight are retried once in a fresh pool, then recorded as
+    grader_error.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def run(self, jobs: list[Job], assignment: Assignment, settings: GradeSettings) -> Iterator[tuple[Job, str]]:
+        attempts = {job.student_id: 0 for job in jobs}
+        pending = list(reversed(jobs))
+        context = multiprocessing.get_context("spawn")
+        while pending:
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=die_with_parent)
+            running: dict[Future[str], Job] = {}
+            try:
+                while pending or running:
+                    while pending and len(running) < self.workers:
+                        job = pending.pop()
+                        attempts[job.student_id] += 1
+                        running[pool.submit(grade_job, job, assignment, settings)] = job
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = running[future]
+                        result = future.result()  # raises BrokenProcessPool if its process died
+                        del running[future]
+                        yield job, result
+            except BrokenProcessPool:
+                for job in running.values():
+                    if attempts[job.student_id] < MAX_ATTEMPTS:
+                        pending.append(job)
+                    else:
+                        report = grader_error_report(job, assignment, "a grading process died twice on this submission")
+                        yield job, report.model_dump_json()
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)

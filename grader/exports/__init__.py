@@ -1,0 +1,35 @@
+"""Exports of a gradebook: CSV, HTML feedback and class summary, JUnit XML, Gradescope JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.errors import UsageError
+from grader.exports.gradescope import write_gradescope
+from grader.exports.html import write_feedback, write_summary
+from grader.exports.tables import write_csv, write_junit
+from grader.gradebook import read_rows
+
+FORMATS = ("csv", "html", "junit", "gradescope")
+EXPORT_SUBDIR = "export"
+
+
+def write_exports(out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write the chosen exports of the gradebook in ``out_dir`` to ``out_dir/export``."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise UsageError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    rows = read_rows(out_dir)
+    target = out_dir / EXPORT_SUBDIR
+    target.mkdir(exist_ok=True)
+    written: list[Path] = []
+    if "csv" in formats:
+        written.append(write_csv(rows, target / "gradebook.csv"))
+    if "junit" in formats:
+        written.append(write_junit(rows, target / "junit.xml"))
+    if "html" in formats:
+        written.append(write_summary(rows, target / "summary.html"))
+        written.append(write_feedback(rows, target / "feedback"))
+    if "gradescope" in formats:
+        written.append(write_gradescope(rows, target / "gradescope"))
+    return written
