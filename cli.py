@@ -9,10 +9,11 @@ from typing import Any
 import click
 from rich.console import Console
 
-from grader.errors import GraderError, SandboxUnavailable
+from grader.errors import GraderError, SandboxUnavailable, UsageError
 
 EXIT_ATTENTION = 1  # everything found was graded, but some inputs were skipped (duplicates...)
 EXIT_GRADER_ERROR = 3
+EXIT_VERIFY_FAILED = 1  # a check failed (CI should go red)
 
 
 class CliError(click.ClickException):
@@ -213,6 +214,100 @@ def export(out_dir: Path, formats: tuple[str, ...]) -> None:
         raise CliError(exc) from None
     for path in written:
         _console().print(f"wrote {path}")
+
+
+@main.command(name="release")
+@click.argument("assignment")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("release"),
+    show_default=True,
+    help="Folder to write the student bundle into.",
+)
+@click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
+def release_command(assignment: str, out_dir: Path, course_dir: Path | None) -> None:
+    """Write the student bundle of ASSIGNMENT: template, visible tests, public assignment.toml."""
+    from grader.authoring import release
+    from grader.spec import load_assignment
+
+    try:
+        target = release(load_assignment(assignment, course_dir), out_dir)
+    except GraderError as exc:
+        raise CliError(exc) from None
+    _console().print(f"released {assignment} to {target}/")
+
+
+@main.command()
+@click.argument("assignments", nargs=-1)
+@click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--sandbox", type=click.Choice(["bwrap", "none"]), default="bwrap", show_default=True)
+def verify(assignments: tuple[str, ...], course_dir: Path | None, sandbox: str) -> None:
+    """For CI: every solution scores full marks, every template zero, templates in sync."""
+    from grader.settings import GradeSettings
+    from grader.spec import load_assignment
+    from grader.verify import verify_assignment
+
+    console = _console()
+    course = (course_dir or Path.cwd()).resolve()
+    names = list(assignments) or sorted(p.parent.name for p in (course / "assignments").glob("*/assignment.toml"))
+    if not names:
+        raise CliError(UsageError(f"no assignments found under {course / 'assignments'}"))
+    try:
+        _require_sandbox(console, sandbox)
+        loaded = [load_assignment(name, course) for name in names]
+    except GraderError as exc:
+        raise CliError(exc) from None
+    verdicts = []
+    for assignment in loaded:
+        verdict = verify_assignment(assignment, GradeSettings(sandbox=sandbox))
+        mark = "[green]ok  [/green]" if verdict.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {assignment.name}: " + "; ".join(verdict.notes))
+        for failure in verdict.failures:
+            console.print(f"     [red]-[/red] {failure}")
+        verdicts.append(verdict)
+    failed = [v.assignment for v in verdicts if not v.ok]
+    console.print(
+        f"{len(verdicts) - len(failed)} of {len(verdicts)} assignments verified"
+        + (f"; failing: {', '.join(failed)}" if failed else "")
+    )
+    if failed:
+        sys.exit(EXIT_VERIFY_FAILED)
+
+
+@main.command()
+@click.argument("assignment")
+@click.option("--seeds", type=click.IntRange(min=2), default=5, show_default=True, help="Seeds 0..N-1.")
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    show_default=True,
+    help="Fraction of the worst reference value to allow beyond it.",
+)
+@click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--sandbox", type=click.Choice(["bwrap", "none"]), default="bwrap", show_default=True)
+def calibrate(assignment: str, seeds: int, margin: float, course_dir: Path | None, sandbox: str) -> None:
+    """Grade the solution of ASSIGNMENT under several seeds and propose thresholds for its metrics."""
+    from grader.calibrate import calibrate as run_calibration
+    from grader.settings import GradeSettings
+    from grader.spec import load_assignment
+
+    console = _console()
+    try:
+        loaded = load_assignment(assignment, course_dir)
+        _require_sandbox(console, sandbox)
+        summaries = run_calibration(loaded, list(range(seeds)), margin, GradeSettings(sandbox=sandbox))
+    except GraderError as exc:
+        raise CliError(exc) from None
+    if not summaries:
+        console.print("the hidden tests record no metrics; use the `metric` fixture in tests that have thresholds")
+    for summary in summaries:
+        console.print(summary.line)
+    console.print(
+        f"(margin {margin:g} of the reference's worst value; paste these lines into the assignment's NOTES.md)"
+    )
 
 
 @main.command()
