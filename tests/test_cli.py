@@ -1,0 +1,93 @@
+"""The `grader` command: exit codes, messages, and the student's check."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+import cli
+
+HIDDEN = """
+from grader.testing import points, expect_scalar
+
+@points(5)
+def test_add(submission):
+    assert expect_scalar(submission.add(2, 3), "add") == 5, "add(2, 3) is wrong"
+"""
+
+VISIBLE = HIDDEN.replace("test_add", "test_add_visible")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli.main, list(args))
+
+
+def test_grade_writes_reports_and_exits_zero_for_any_score(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN)
+    (tmp_path / "right.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp_path / "wrong.py").write_text("def add(a, b):\n    return a - b\n")
+    (tmp_path / "garbled.ipynb").write_text("{")
+    out = tmp_path / "out"
+    result = invoke("grade", "toy", str(tmp_path / "right.py"), str(tmp_path / "wrong.py"),
+                    str(tmp_path / "garbled.ipynb"), "--out", str(out), "--course", str(course))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "right.json").read_text())["score"] == 5
+    assert json.loads((out / "wrong.json").read_text())["score"] == 0
+    assert json.loads((out / "garbled.json").read_text())["status"] == "invalid_submission"
+    assert "3 submissions: 3 graded now" not in result.output  # invalid is counted apart
+    assert "2 graded now" in result.output and "1 invalid" in result.output
+    assert (out / "export" / "gradebook.csv").exists()
+
+
+def test_unknown_assignment_is_a_usage_error(tmp_path):
+    (tmp_path / "assignments").mkdir()
+    result = invoke("grade", "nope", str(tmp_path), "--course", str(tmp_path))
+    assert result.exit_code == 2
+    assert "assignment 'nope' not found" in result.output
+
+
+def test_invalid_spec_exit_code_and_message(make_course, tmp_path):
+    course = make_course(HIDDEN)
+    spec = course / "assignments" / "toy" / "assignment.toml"
+    spec.write_text(spec.read_text() + "\nbogus = 1\n")
+    result = invoke("grade", "toy", str(tmp_path), "--course", str(course))
+    assert result.exit_code == 2
+    assert "bogus: unknown field" in result.output
+
+
+def test_grader_error_exits_three(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN.replace('expect_scalar(submission.add(2, 3), "add")', "submission.add(2, 3).x"))
+    (tmp_path / "right.py").write_text("def add(a, b):\n    return a + b\n")
+    result = invoke("grade", "toy", str(tmp_path / "right.py"), "--out", str(tmp_path / "o"), "--course", str(course))
+    assert result.exit_code == 3
+    assert "grader error" in result.output
+
+
+def test_duplicate_ids_exit_one_after_grading_the_rest(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "same.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp_path / "a" / "other.py").write_text("def add(a, b):\n    return a + b\n")
+    result = invoke("grade", "toy", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "o"),
+                    "--course", str(course))  # fmt: skip
+    assert result.exit_code == 1
+    assert "student id 'same' appears 2 times" in result.output
+    assert (tmp_path / "o" / "other.json").exists()
+
+
+def test_check_runs_visible_tests_with_friendly_output(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN)
+    (course / "assignments" / "toy" / "tests" / "test_visible.py").write_text(VISIBLE)
+    notebook = course / "assignments" / "toy" / "toy.py"
+    notebook.write_text("def add(a, b):\n    return a + b\n")
+    result = invoke("check", str(notebook))
+    assert result.exit_code == 0, result.output
+    assert "test_add_visible" in result.output and "All visible tests pass." in result.output
+
+
+def test_doctor_reports_the_sandbox(sandbox_mode):
+    result = invoke("doctor")
+    assert result.exit_code == 0, result.output
+    assert "sandbox     bwrap box started and answered" in result.output
