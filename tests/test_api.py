@@ -34,9 +34,7 @@ def sum_of_squares(module, x):
     return float(sum(module.square(v) for v in x))
 """
 
-GOOD = (
-    "def add(a, b):\n    return a + b\n\ndef quality():\n    return 0.5\n\ndef square(v):\n    return v * v\n"
-)
+GOOD = "def add(a, b):\n    return a + b\n\ndef quality():\n    return 0.5\n\ndef square(v):\n    return v * v\n"
 
 
 def run(course: Path, tmp_path: Path, source: str, name: str = "student.py", **settings) -> SubmissionReport:
@@ -111,10 +109,7 @@ def test_bug_in_hidden_test_is_grader_error_not_zero(make_course, tmp_path, sand
     assert report.status == "grader_error"
     assert report.score is None
     assert "test_toy.py::test_add: the test itself raised: AttributeError" in report.message
-    assert (
-        report.tests[0].message
-        == "not graded: a problem in the grader, not in your code; your TA will rerun it"
-    )
+    assert report.tests[0].message == "not graded: a problem in the grader, not in your code; your TA will rerun it"
 
 
 def test_test_without_points_is_grader_error(make_course, tmp_path, sandbox_mode):

@@ -103,8 +103,6 @@ def test_data_dir_is_mounted_read_only(make_course, tmp_path, mnist_like, sandbo
         "    except OSError:\n"
         "        return False\n"
     )
-    report = grade(
-        student, load_assignment(course / "assignments" / "toy"), GradeSettings(sandbox=sandbox_mode)
-    )
+    report = grade(student, load_assignment(course / "assignments" / "toy"), GradeSettings(sandbox=sandbox_mode))
     assert [t.status for t in report.tests] == ["passed", "passed"], report.tests
     assert not (data / "planted").exists()

@@ -53,9 +53,7 @@ def test_contract_field_names():
 def test_other_schema_versions_are_refused_by_name(tmp_path, version, word):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"schema_version": version}))
-    with pytest.raises(
-        ValueError, match=f"schema version {version}, {word} than this grader's {SCHEMA_VERSION}"
-    ):
+    with pytest.raises(ValueError, match=f"schema version {version}, {word} than this grader's {SCHEMA_VERSION}"):
         read_report(path)
 
 

@@ -203,9 +203,7 @@ def test_sys_exit_and_keyboard_interrupt_at_import_are_cell_errors(make_course, 
 def test_object_with_eq_always_true_is_invalid(make_course, tmp_path, sandbox_mode):
     hidden = HIDDEN.replace("submission.attack()", "assert submission.attack() == 42, 'wrong'")
     course = make_course(hidden)
-    attack = (
-        "class Liar:\n    def __eq__(self, other):\n        return True\n\ndef attack():\n    return Liar()\n"
-    )
+    attack = "class Liar:\n    def __eq__(self, other):\n        return True\n\ndef attack():\n    return Liar()\n"
     report = grade_source(course, tmp_path, attack, sandbox_mode)
     assert_honest_rest(report)
     result = next(t for t in report.tests if t.name == "test_attack")
@@ -293,9 +291,7 @@ def test_environment_holds_no_secrets(make_course, tmp_path, sandbox_mode, monke
         "    assert env['USER'] == 'student', 'wrong user'",
     )
     course = make_course(hidden)
-    report = grade_source(
-        course, tmp_path, "import os\ndef attack():\n    return dict(os.environ)\n", sandbox_mode
-    )
+    report = grade_source(course, tmp_path, "import os\ndef attack():\n    return dict(os.environ)\n", sandbox_mode)
     assert_honest_rest(report)
     assert statuses(report)["test_attack"] == "passed"
 
@@ -319,8 +315,7 @@ def test_scratch_is_private_to_each_submission(make_course, tmp_path, sandbox_mo
 def test_sandbox_runs_as_unprivileged_user_without_capabilities(make_course, tmp_path, sandbox_mode):
     hidden = HIDDEN.replace(
         "submission.attack()",
-        "uid, caps = submission.attack()\n    assert uid != 0, 'root'\n"
-        "    assert caps == '0000000000000000', caps",
+        "uid, caps = submission.attack()\n    assert uid != 0, 'root'\n    assert caps == '0000000000000000', caps",
     )
     course = make_course(hidden)
     attack = (

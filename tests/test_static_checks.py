@@ -6,9 +6,7 @@ from grader.spec import StaticPolicy
 from grader.static_checks import check_cells
 from grader.submission import Cell
 
-POLICY = StaticPolicy(
-    forbidden_imports=["torch.nn.functional", "sklearn"], forbidden_calls=["nn.LSTM", "nn.LSTMCell"]
-)
+POLICY = StaticPolicy(forbidden_imports=["torch.nn.functional", "sklearn"], forbidden_calls=["nn.LSTM", "nn.LSTMCell"])
 
 
 def describe(*sources: str) -> list[str]:
