@@ -32,6 +32,14 @@ def _pytest_args(tests_dir: Path) -> list[str]:
         "-p", "no:cacheprovider",
         "-p", "no:terminal",
         "-p", "no:stepwise",
+        # pytest's unraisable-exception plugin runs gc.collect() at session end: ~1 s per
+        # submission with torch loaded, measured with cProfile (issue 6).
+        "-p", "no:unraisableexception",
+        "-p", "no:threadexception",
+        "-p", "no:faulthandler",
+        "-p", "no:junitxml",
+        "-p", "no:pastebin",
+        "-p", "no:doctest",
     ]  # fmt: skip
 
 
@@ -42,10 +50,10 @@ def _forget_test_modules(tests_dir: Path) -> None:
     second grade() in this process would otherwise run the first assignment's (or the
     pre-edit) hidden tests.
     """
-    root = str(tests_dir.resolve())
+    roots = tuple({str(tests_dir) + os.sep, str(tests_dir.resolve()) + os.sep})
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if isinstance(file, str) and os.path.realpath(file).startswith(root + os.sep):
+        if isinstance(file, str) and file.startswith(roots):
             del sys.modules[name]
 
 
