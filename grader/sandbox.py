@@ -111,6 +111,9 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
     for name, value in worker_env(settings.threads).items():
         args += ["--setenv", name, value]
     args += _system_binds()
+    # The scratch tmpfs goes first: a Python environment that lives under /tmp (a CI checkout's
+    # .venv) is then bound on top of it instead of being hidden by it.
+    args += ["--size", str(settings.limits.scratch_mb * 2**20), "--tmpfs", "/tmp"]
     for root in roots:
         args += ["--ro-bind", str(root), str(root)]
         for masked in MASKED_PACKAGE_DIRS:
@@ -121,7 +124,7 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
         _refuse_secret_overlap(settings.data_dir, settings.secret_dirs)
         args += ["--ro-bind", str(settings.data_dir), "/data"]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(settings.limits.scratch_mb * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    args += ["--chdir", "/tmp"]
     return [*args, "--", sys.executable, "-I", "-B", "-c", WORKER_BOOT, *worker_args]
 
 
@@ -331,6 +334,7 @@ class Box:
         self.process.wait()
         for drain in self._drains:
             drain.join(timeout=5)
+            drain.stream.close()
         for fd in (self._request_w, self._reply_r):
             os.close(fd)
         self._measure()
