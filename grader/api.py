@@ -19,6 +19,7 @@ from grader.spec import Assignment
 from grader.static_checks import check_cells
 from grader.submission import Cell, InvalidSubmission, Submission, load_submission
 from grader.testing import GradingPlugin
+from grader.zygote import shared_provider
 
 
 def _pytest_args(tests_dir: Path) -> list[str]:
@@ -100,7 +101,8 @@ def grade(
         data_dir=assignment.data_dir,
     )
     seed = spec.seed if settings.seed is None else settings.seed
-    session = WorkerSession(submission, box_settings, spec.preload, seed, probes, blocked)
+    provider = shared_provider() if settings.warm_workers and settings.sandbox == "bwrap" else None
+    session = WorkerSession(submission, box_settings, spec.preload, seed, probes, blocked, provider)
     plugin = GradingPlugin(session)
     _forget_test_modules(tests_dir)
     try:

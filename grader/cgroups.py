@@ -44,6 +44,7 @@ class CgroupUsage:
     peak_memory_mb: float
     oom_kills: int
     pids_refused: int
+    current_memory_mb: float = 0.0
 
 
 class BoxCgroup:
@@ -113,13 +114,37 @@ class BoxCgroup:
                 peak_memory_mb=_read_int(memory / "memory.max_usage_in_bytes") / 2**20,
                 oom_kills=_read_keyed(memory / "memory.oom_control", "oom_kill"),
                 pids_refused=_read_keyed(pids / "pids.events", "max"),
+                current_memory_mb=_read_int(memory / "memory.usage_in_bytes") / 2**20,
             )
         return CgroupUsage(
             cpu_s=_read_keyed(cpu / "cpu.stat", "usage_usec") / 1e6,
             peak_memory_mb=_read_int(memory / "memory.peak") / 2**20,
             oom_kills=_read_keyed(memory / "memory.events", "oom_kill"),
             pids_refused=_read_keyed(pids / "pids.events", "max"),
+            current_memory_mb=_read_int(memory / "memory.current") / 2**20,
         )
+
+    def set_memory_limit(self, memory_mb: int) -> None:
+        """Raise or lower the memory cap of a running box (a zygote adds its baseline)."""
+        limit = str(memory_mb * 2**20)
+        memory = self.dirs["memory"]
+        if self.version == 1:
+            memsw = memory / "memory.memsw.limit_in_bytes"
+            # v1 insists on limit <= memsw limit at every step: order the writes accordingly.
+            order = ["memory.limit_in_bytes", memsw.name] if not memsw.exists() or memory_mb * 2**20 <= _read_int(
+                memory / "memory.limit_in_bytes") else [memsw.name, "memory.limit_in_bytes"]  # fmt: skip
+            for name in order:
+                if (memory / name).exists():
+                    (memory / name).write_text(limit)
+        else:
+            (memory / "memory.max").write_text(limit)
+
+    def reset_peak(self) -> None:
+        """Start measuring peak memory afresh (each zygote child is measured alone)."""
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        # Older v2 kernels cannot reset memory.peak: the box's peak is reported then.
+        with contextlib.suppress(OSError):
+            (self.dirs["memory"] / name).write_text("0")
 
     def pids(self) -> list[int]:
         try:

@@ -183,14 +183,15 @@ class _Drain(threading.Thread):
 class Box:
     """One running worker in its sandbox. Not reusable: after a fault, make a new one."""
 
-    def __init__(self, settings: BoxSettings) -> None:
+    def __init__(self, settings: BoxSettings, zygote: bool = False) -> None:
         self.settings = settings
         self.usage = BoxUsage()
+        self.oom_base = 0  # OOM kills before the current child started (zygote mode)
         self.cgroup = BoxCgroup.create(settings.limits.memory_mb, settings.limits.processes)
         request_r, self._request_w = os.pipe()
         self._reply_r, reply_w = os.pipe()
         cap = settings.limits.output_bytes
-        worker_args = [str(request_r), str(reply_w), str(cap)]
+        worker_args = [str(request_r), str(reply_w), str(cap), "zygote" if zygote else "single"]
         if settings.mode == "bwrap":
             command = bwrap_command(settings, worker_args)
             env: dict[str, str] | None = None
@@ -223,6 +224,8 @@ class Box:
             drain.start()
         self._next_id = 0
         self.dead = False
+        self.closed = False
+        self.child_exited = False  # zygote mode: the current child has ended
 
     def wait_ready(self, timeout_s: float) -> None:
         """Wait for the worker's hello, sent before any student code runs.
@@ -271,6 +274,9 @@ class Box:
         except rpc.FrameError as exc:
             self.kill()  # the stream is out of sync; a fresh worker is needed
             raise InvalidValue(str(exc)) from None
+        if "child_exit" in reply:  # a zygote's child ended while we waited for its answer
+            self.child_exited = True
+            raise self.child_exit_fault(reply["child_exit"])
         if reply.get("id") != request_id:
             self.kill()
             raise InvalidValue("the worker answered out of turn (the submission wrote to the grader's channel)")
@@ -284,8 +290,26 @@ class Box:
             raise OutOfMemory(f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB")
         raise StudentError(message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", "")))
 
+    def send(self, op: str, **fields: Any) -> None:
+        """A request that expects no answer (telling a zygote's child to finish)."""
+        self._next_id += 1
+        rpc.write_all(self._request_w, rpc.encode_frame({"op": op, "id": self._next_id, **fields}))
+
+    def read_child_exit(self, deadline: float) -> dict[str, Any]:
+        """Read frames until the zygote reports that its child ended (late answers are dropped)."""
+        while True:
+            frame = rpc.read_frame(self._reply_r, deadline)
+            if "child_exit" in frame:
+                return frame
+
     def _memory_killed(self) -> bool:
-        return self.cgroup is not None and self.cgroup.usage().oom_kills > 0
+        return self.cgroup is not None and self.cgroup.usage().oom_kills > self.oom_base
+
+    def child_exit_fault(self, child_exit: Any) -> Exception:
+        """How a zygote's child ended, as the fault of the call it was serving."""
+        code = child_exit.get("code", 0) if isinstance(child_exit, dict) else 0
+        code = code if type(code) is int else 0
+        return self._exit_fault(code)
 
     def _memory_message(self) -> str:
         return f"ran out of memory: the sandbox's limit of {self.settings.limits.memory_mb} MB was reached"
@@ -298,6 +322,9 @@ class Box:
             self.kill()
             return WorkerCrashed("the submission closed the worker's channel to the grader")
         self.kill()
+        return self._exit_fault(code)
+
+    def _exit_fault(self, code: int) -> Exception:
         if self._memory_killed():
             return OutOfMemory(self._memory_message())
         signum = -code if code < 0 else code - 128 if code > 128 else 0
@@ -324,6 +351,9 @@ class Box:
 
     def close(self) -> BoxUsage:
         """Ask the worker to exit, make sure everything is gone, and return what it used."""
+        if self.closed:
+            return self.usage
+        self.closed = True
         if not self.dead:
             try:
                 rpc.write_all(self._request_w, rpc.encode_frame({"op": "exit", "id": 0}))
@@ -351,3 +381,22 @@ class Box:
     def output(self) -> str:
         """What the student's code printed, capped, stdout first."""
         return "".join(bytes(d.kept).decode("utf-8", "replace") for d in self._drains)
+
+    def settle_output(self, timeout_s: float = 0.2) -> None:
+        """Wait until the drains have read what an ended child wrote (its pipes go quiet)."""
+        import select
+
+        deadline = time.monotonic() + timeout_s
+        streams = [d.stream for d in self._drains if not d.stream.closed]
+        while streams and time.monotonic() < deadline:
+            if not select.select(streams, [], [], 0)[0]:
+                return
+            time.sleep(0.002)
+
+    def reset_output(self) -> int:
+        """Start counting output afresh (a zygote's next child); returns the bytes seen so far."""
+        seen = sum(d.total for d in self._drains)
+        for drain in self._drains:
+            drain.kept.clear()
+            drain.total = 0
+        return seen

@@ -11,6 +11,7 @@ from grader.faults import CallTimeout, NotGraded, SubmissionFault
 from grader.report import CellOutcome
 from grader.sandbox import Box, BoxSettings
 from grader.submission import Submission
+from grader.zygote import BoxProvider, ZygoteChild
 
 # Importing torch alone takes about 3 s on the course machines; student cells come on top.
 LOAD_TIMEOUT_FLOOR_S = 60.0
@@ -40,14 +41,16 @@ class WorkerSession:
         seed: int,
         probes_source: str | None,
         blocked_reason: str | None = None,
+        provider: BoxProvider | None = None,
     ) -> None:
         self.submission = submission
         self.box_settings = box_settings
         self.preload, self.seed, self.probes_source = preload, seed, probes_source
         self.blocked_reason = blocked_reason
+        self.provider = provider
         self.limits = box_settings.limits
         self.started = time.monotonic()
-        self.box: Box | None = None
+        self.box: Box | ZygoteChild | None = None
         self.load_fault: SubmissionFault | None = None
         self.cells: list[CellOutcome] | None = None
         self.totals = SessionTotals()
@@ -60,8 +63,8 @@ class WorkerSession:
         self.test_faults.append(fault)
         return fault
 
-    def _start(self) -> Box:
-        box = Box(self.box_settings)
+    def _start(self) -> Box | ZygoteChild:
+        box = self.provider.worker(self.box_settings, self.preload) if self.provider else Box(self.box_settings)
         self.totals.worker_starts += 1
         try:
             box.wait_ready(timeout_s=LOAD_TIMEOUT_FLOOR_S)
@@ -86,7 +89,7 @@ class WorkerSession:
             self.cells = _cell_outcomes(result)
         return box
 
-    def _box(self) -> Box:
+    def _box(self) -> Box | ZygoteChild:
         if self.blocked_reason is not None:
             raise self._record(NotGraded(self.blocked_reason))
         if self.load_fault is not None:
@@ -120,7 +123,7 @@ class WorkerSession:
                 self.box = None
             raise self._record(fault) from None
 
-    def _retire(self, box: Box) -> None:
+    def _retire(self, box: Box | ZygoteChild) -> None:
         usage = box.close()
         self.totals.cpu_s += usage.cpu_s
         self.totals.peak_rss_mb = max(self.totals.peak_rss_mb, usage.peak_rss_mb)

@@ -18,3 +18,6 @@ class GradeSettings(BaseModel):
     )
     threads: int = Field(1, ge=1, description="Threads the worker's numpy/torch may use.")
     seed: int | None = Field(None, description="Overrides the assignment's seed (calibration runs).")
+    warm_workers: bool = Field(
+        True, description="Fork each worker from a warm zygote (bwrap only); False: a fresh sandbox each time."
+    )
