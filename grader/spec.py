@@ -22,6 +22,9 @@ class Limits(BaseModel):
     submission_timeout_s: float = Field(
         300.0, gt=0, description="Wall seconds for the whole submission, all tests together."
     )
+    load_timeout_s: float = Field(
+        30.0, gt=0, description="Wall seconds to run the notebook's cells (and preloads) before the first test."
+    )
     cpu_s: int = Field(300, gt=0, description="CPU seconds per worker process (RLIMIT_CPU).")
     memory_mb: int = Field(1024, ge=64, description="Memory of the whole sandbox in MiB.")
     processes: int = Field(32, ge=1, description="Processes and threads the sandbox may hold at once.")

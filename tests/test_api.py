@@ -138,11 +138,10 @@ def test_worker_that_cannot_start_is_grader_error(make_course, tmp_path, monkeyp
     assert "the sandbox did not start" in report.message
 
 
-def test_infinite_loop_at_import_fails_fast(make_course, tmp_path, sandbox_mode, monkeypatch):
-    import grader.session
-
-    monkeypatch.setattr(grader.session, "LOAD_TIMEOUT_FLOOR_S", 2.0)
+def test_infinite_loop_at_import_fails_fast(make_course, tmp_path, sandbox_mode):
     course = make_course(HIDDEN, PROBES, call_timeout_s=1)
+    spec = course / "assignments" / "toy" / "assignment.toml"
+    spec.write_text(spec.read_text().replace("[limits]", "[limits]\nload_timeout_s = 2"))
     report = run(course, tmp_path, "while True:\n    pass\n", sandbox=sandbox_mode)
     assert report.status == "graded"
     assert {t.status for t in report.tests} == {"timeout"}
