@@ -292,6 +292,8 @@ def sandbox_gpu_args(
         # A UUID cannot be renumbered by CUDA's device order; the index needs PCI_BUS_ID to match NVML.
         "CUDA_VISIBLE_DEVICES": lease.device.uuid or str(lease.device.index),
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        # The worker asks torch for deterministic algorithms; cuBLAS is deterministic only with this.
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
         MEMORY_CAP_ENV: str(cap),
     }
     return args, env
