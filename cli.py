@@ -61,6 +61,14 @@ def main() -> None:
     help="'none' runs student code without isolation: only for code you trust.",
 )
 @click.option("--details/--no-details", default=None, help="Per-test tables (default: when 5 or fewer).")
+@click.option("--gpus", help="GPUs to use, e.g. '0,1', or 'none' (default: all that are found).")
+@click.option(
+    "--jobs-per-gpu",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Submissions packed on one GPU at once; each gets 1/K of its memory.",
+)
 @click.option(
     "--export/--no-export",
     "do_export",
@@ -77,6 +85,8 @@ def grade(
     course_dir: Path | None,
     sandbox: str,
     details: bool | None,
+    gpus: str | None,
+    jobs_per_gpu: int,
     do_export: bool,
 ) -> None:
     """Grade INPUTS (notebooks, .py files, folders, LMS .zip exports) against ASSIGNMENT."""
@@ -90,13 +100,24 @@ def grade(
         loaded = load_assignment(assignment, course_dir)
         _require_sandbox(console, sandbox)
         intake = collect(list(inputs), loaded.spec.notebook, out_dir / "extracted")
+        leases = _gpu_leases(loaded.spec.gpu, gpus, jobs_per_gpu)
     except GraderError as exc:
         raise CliError(exc) from None
     workers = workers or min(default_workers(), max(1, len(intake.candidates)))
     cores = default_workers()
     settings = GradeSettings(sandbox=sandbox, threads=max(1, cores // workers))
     show_tables = details if details is not None else len(intake.candidates) <= 5
-    _run_batch(console, loaded, intake, out_dir, settings, workers, force, show_tables, do_export)
+    _run_batch(console, loaded, intake, out_dir, settings, workers, force, show_tables, do_export, leases)
+
+
+def _gpu_leases(policy: str, gpus: str | None, jobs_per_gpu: int) -> Any:
+    """A lease manager over the chosen GPUs, or None for CPU-only assignments and machines."""
+    if policy == "none":
+        return None
+    from grader.gpu import LeaseManager, discover_gpus, select_gpus
+
+    devices = select_gpus(discover_gpus(), gpus)
+    return LeaseManager(devices, jobs_per_gpu) if devices else None
 
 
 def _require_sandbox(console: Console, sandbox: str) -> None:
@@ -124,6 +145,7 @@ def _run_batch(
     force: bool,
     show_tables: bool,
     do_export: bool,
+    leases: Any = None,
 ) -> None:
     from grader.batch import run_batch
     from grader.console import BatchProgress, print_batch_summary, print_report

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from grader import __version__
+from grader.gpu import cpu_fallback_limits, gpu_plan
 from grader.report import Resources, SubmissionInfo, SubmissionReport, TestResult, truncate
 from grader.sandbox import BoxSettings
 from grader.session import WorkerSession
 from grader.settings import GradeSettings
-from grader.spec import Assignment
+from grader.spec import Assignment, AssignmentSpec, Limits
 from grader.static_checks import check_cells
 from grader.submission import Cell, InvalidSubmission, Submission, load_submission
 from grader.testing import GradingPlugin
@@ -42,6 +43,29 @@ def _pytest_args(tests_dir: Path) -> list[str]:
         "-p", "no:pastebin",
         "-p", "no:doctest",
     ]  # fmt: skip
+
+
+def _gpu_cap(spec_cap: int | None, lease_cap: int | None) -> int | None:
+    caps = [cap for cap in (spec_cap, lease_cap) if cap is not None]
+    return min(caps) if caps else None
+
+
+def _gpu_limits(spec: AssignmentSpec, settings: GradeSettings) -> tuple[Limits, str, str]:
+    """Limits for this run, a note for the report, and why grading must be skipped (if it must)."""
+    plan = gpu_plan(spec.gpu, [settings.gpu_device] if settings.gpu_device else [])
+    limits = spec.limits
+    if plan == "cpu-fallback":
+        factor = limits.cpu_fallback_factor
+        limits = limits.model_copy(update={
+            "cpu_s": cpu_fallback_limits(limits.cpu_s, factor),
+            "call_timeout_s": limits.call_timeout_s * factor,
+            "load_timeout_s": limits.load_timeout_s * factor,
+            "submission_timeout_s": limits.submission_timeout_s * factor,
+        })  # fmt: skip
+        return limits, f"no GPU was available: ran on the CPU with time limits scaled by {factor:g}", ""
+    if plan == "skip":
+        return limits, "", "not graded: this assignment requires a GPU and none was available; rerun on a GPU machine"
+    return limits, "", ""
 
 
 def _forget_test_modules(tests_dir: Path) -> None:
@@ -91,18 +115,28 @@ def grade(
     except InvalidSubmission as exc:
         submission = _blocked_submission(submission_path, submission_id)
         status, message, blocked = "invalid_submission", str(exc), f"not graded: {exc}"
+    limits, gpu_note, skip_reason = _gpu_limits(spec, settings)
+    if gpu_note:
+        warnings.append(gpu_note)
+    if skip_reason and blocked is None:
+        blocked = skip_reason
     tests_dir = assignment.hidden_tests_dir if settings.tests == "hidden" else assignment.visible_tests_dir
     probes = assignment.probes_path.read_text() if assignment.probes_path.exists() else None
     box_settings = BoxSettings(
         mode=settings.sandbox,
-        limits=spec.limits,
+        limits=limits,
         threads=settings.threads,
         secret_dirs=(assignment.hidden_tests_dir, assignment.solutions_dir),
         data_dir=assignment.data_dir,
+        gpu_device=settings.gpu_device if spec.gpu != "none" else None,
+        gpu_memory_cap_mb=_gpu_cap(spec.limits.gpu_memory_mb, settings.gpu_memory_cap_mb),
     )
     seed = spec.seed if settings.seed is None else settings.seed
     provider = shared_provider() if settings.warm_workers and settings.sandbox == "bwrap" else None
-    session = WorkerSession(submission, box_settings, spec.preload, seed, probes, blocked, provider)
+    session = WorkerSession(
+        submission, box_settings, spec.preload, seed, probes, blocked, provider,
+        blocked_status="skipped" if blocked == skip_reason and skip_reason else "failed",
+    )  # fmt: skip
     plugin = GradingPlugin(session)
     _forget_test_modules(tests_dir)
     try:
@@ -124,6 +158,8 @@ def grade(
         problems.append(f"no tests were collected from {tests_dir} (pytest exit code {exit_code})")
     if problems:
         status, message = "grader_error", truncate("; ".join(problems))
+    elif skip_reason and status == "graded":
+        status, message = "grader_error", skip_reason  # an environment problem: rerun on a GPU machine
     if totals.output_bytes >= spec.limits.output_bytes > 0:
         warnings.append(f"output was cut at the limit of {spec.limits.output_bytes} bytes")
     score = None if status == "grader_error" else round(sum(t.score for t in tests), 6)
@@ -142,6 +178,8 @@ def grade(
             peak_rss_mb=round(totals.peak_rss_mb, 2) if totals.worker_starts else None,
             output_bytes=totals.output_bytes,
             worker_starts=totals.worker_starts,
+            gpu_s=round(totals.gpu_s, 4) if box_settings.gpu_device is not None else None,
+            gpu_peak_mb=totals.gpu_peak_mb if box_settings.gpu_device is not None else None,
         ),
         warnings=[truncate(w, 500) for w in warnings],
         cells=session.cells or [],

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.executors import Job, LocalExecutor
+from grader.gpu import LeaseManager
 from grader.gradebook import Gradebook, assignment_fingerprint
 from grader.intake import Candidate, Intake
 from grader.report import SubmissionReport, write_report
@@ -50,6 +51,7 @@ def run_batch(
     force: bool = False,
     on_report: Callable[[SubmissionReport, int, int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    leases: LeaseManager | None = None,
 ) -> BatchSummary:
     """Grade every candidate not already graded against this exact assignment."""
     summary = BatchSummary(total=len(intake.candidates), problems=list(intake.problems))
@@ -66,7 +68,7 @@ def run_batch(
         if on_start is not None:
             on_start(len(todo))
         jobs = [Job(c.student_id, c.path) for c in todo]
-        executor = LocalExecutor(workers)
+        executor = LocalExecutor(workers, leases)
         for done, (job, report_json) in enumerate(executor.run(jobs, assignment, settings), start=1):
             report = SubmissionReport.model_validate_json(report_json)
             write_report(report, out_dir / f"{job.student_id}.json")

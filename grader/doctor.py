@@ -37,6 +37,23 @@ def probe_sandbox(mode: SandboxMode = "bwrap") -> Check:
     return Check("sandbox", True, f"{mode} box started and answered")
 
 
+def gpu_check() -> Check:
+    """Which GPUs grading would lease, and whether the sandbox can reach CUDA on them."""
+    from grader.gpu import discover_gpus
+
+    devices = discover_gpus()
+    if not devices:
+        return Check(
+            "gpu", True,
+            "none found: gpu = 'optional' assignments run on the CPU with scaled limits, "
+            "'required' ones are listed as grader errors for a rerun on a GPU machine",
+        )  # fmt: skip
+    listed = ", ".join(f"{d.index}: {d.name} ({d.memory_mb} MB)" for d in devices)
+    if not Path("/dev/nvidia-uvm").exists():
+        return Check("gpu", False, f"{listed}; /dev/nvidia-uvm is missing: run `nvidia-modprobe -u -c=0` as root")
+    return Check("gpu", True, f"{listed}; run scripts/gpu-check for a smoke test on each device")
+
+
 def run_checks() -> list[Check]:
     checks = [
         Check("python", True, f"{sys.version.split()[0]} at {Path(sys.executable)}"),
@@ -47,5 +64,5 @@ def run_checks() -> list[Check]:
     cgroups = cgroup_support()
     checks.append(Check("cgroups", cgroups.startswith("cgroup v"), cgroups))
     checks.append(probe_sandbox("bwrap") if path else Check("sandbox", False, "needs bubblewrap"))
-    checks.append(Check("gpu", True, "none used: GPU policy 'none' is the only one supported so far"))
+    checks.append(gpu_check())
     return checks

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import __version__
+from grader.gpu import LeaseManager
 from grader.report import Resources, SubmissionInfo, SubmissionReport
 from grader.settings import GradeSettings
 from grader.spec import Assignment
@@ -71,8 +72,22 @@ class LocalExecutor:
     grader_error.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, leases: LeaseManager | None = None) -> None:
         self.workers = workers
+        self.leases = leases
+
+    def _settings_for(self, job: Job, settings: GradeSettings) -> GradeSettings | None:
+        """The job's settings with its GPU lease; None when every GPU slot is taken right now."""
+        if self.leases is None:
+            return settings
+        lease = self.leases.acquire(job.student_id, timeout_s=0)
+        if lease is None:
+            return None
+        return settings.model_copy(update={"gpu_device": lease.device, "gpu_memory_cap_mb": lease.memory_cap_mb})
+
+    def _release(self, job: Job) -> None:
+        if self.leases is not None:
+            self.leases.release_holder(job.student_id)
 
     def run(self, jobs: list[Job], assignment: Assignment, settings: GradeSettings) -> Iterator[tuple[Job, str]]:
         attempts = {job.student_id: 0 for job in jobs}
@@ -84,17 +99,22 @@ class LocalExecutor:
             try:
                 while pending or running:
                     while pending and len(running) < self.workers:
+                        job_settings = self._settings_for(pending[-1], settings)
+                        if job_settings is None:
+                            break  # all GPU slots busy: wait for a job to finish
                         job = pending.pop()
                         attempts[job.student_id] += 1
-                        running[pool.submit(grade_job, job, assignment, settings)] = job
+                        running[pool.submit(grade_job, job, assignment, job_settings)] = job
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         job = running[future]
                         result = future.result()  # raises BrokenProcessPool if its process died
                         del running[future]
+                        self._release(job)
                         yield job, result
             except BrokenProcessPool:
                 for job in running.values():
+                    self._release(job)  # a crashed worker returns its lease
                     if attempts[job.student_id] < MAX_ATTEMPTS:
                         pending.append(job)
                     else:

@@ -45,3 +45,9 @@ class NotGraded(SubmissionFault):
     """The submission was never run: unreadable, or it uses what the assignment forbids."""
 
     status = "failed"
+
+
+class NotRun(SubmissionFault):
+    """The test could not run here (a required GPU is missing); not the student's fault."""
+
+    status = "skipped"

@@ -277,24 +277,31 @@ class LeaseManager:
 def sandbox_gpu_args(
     lease: Lease, dev_dir: Path = Path("/dev"), memory_cap_mb: int | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """Bubblewrap arguments (to follow ``--dev /dev``) and environment that show a box its leased device only.
+    """Bubblewrap arguments (to follow ``--dev /dev``) and environment that show a box its leased device only."""
+    cap = lease.memory_cap_mb if memory_cap_mb is None else min(memory_cap_mb, lease.memory_cap_mb)
+    return device_sandbox_args(lease.device, cap, dev_dir)
 
-    Only the control nodes and the leased device's node are bound, each if it exists under ``dev_dir``.
+
+def device_sandbox_args(
+    device: GpuDevice, cap_mb: int, dev_dir: Path = Path("/dev")
+) -> tuple[list[str], dict[str, str]]:
+    """The same for a device and memory cap already decided (what a box's settings carry).
+
+    Only the control nodes and the device's node are bound, each if it exists under ``dev_dir``.
     The driver's libraries (libcuda, libnvidia-ml) are under /usr, which the sandbox already binds
-    read-only; torch's CUDA runtime is in site-packages. ``memory_cap_mb`` can only lower the share.
+    read-only; torch's CUDA runtime is in site-packages.
     """
     args: list[str] = []
-    for name in (*CONTROL_NODES, lease.device.node_name):
+    for name in (*CONTROL_NODES, device.node_name):
         if (dev_dir / name).exists():
             args += ["--dev-bind", str(dev_dir / name), f"/dev/{name}"]
-    cap = lease.memory_cap_mb if memory_cap_mb is None else min(memory_cap_mb, lease.memory_cap_mb)
     env = {
         # A UUID cannot be renumbered by CUDA's device order; the index needs PCI_BUS_ID to match NVML.
-        "CUDA_VISIBLE_DEVICES": lease.device.uuid or str(lease.device.index),
+        "CUDA_VISIBLE_DEVICES": device.uuid or str(device.index),
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         # The worker asks torch for deterministic algorithms; cuBLAS is deterministic only with this.
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-        MEMORY_CAP_ENV: str(cap),
+        MEMORY_CAP_ENV: str(cap_mb),
     }
     return args, env
 

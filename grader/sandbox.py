@@ -19,6 +19,7 @@ from grader import rpc
 from grader.cgroups import BoxCgroup
 from grader.errors import SandboxUnavailable
 from grader.faults import CallTimeout, InvalidValue, OutOfMemory, StudentError, WorkerCrashed
+from grader.gpu import GpuDevice, device_sandbox_args
 from grader.spec import Limits
 
 SandboxMode = Literal["bwrap", "none"]
@@ -39,6 +40,14 @@ class BoxSettings:
     threads: int = 1
     secret_dirs: tuple[Path, ...] = field(default=(), metadata={"description": "Must never be visible."})
     data_dir: Path | None = field(default=None, metadata={"description": "Mounted read-only at /data."})
+    gpu_device: GpuDevice | None = field(default=None, metadata={"description": "The only GPU the box sees."})
+    gpu_memory_cap_mb: int | None = field(default=None, metadata={"description": "GPU memory cap."})
+
+    def gpu_view(self) -> tuple[list[str], dict[str, str]]:
+        """Device binds and environment for the leased GPU; nothing without one."""
+        if self.gpu_device is None:
+            return [], {}
+        return device_sandbox_args(self.gpu_device, self.gpu_memory_cap_mb or self.gpu_device.memory_mb)
 
 
 @dataclass
@@ -108,7 +117,8 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
         "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
         "--hostname", "sandbox", "--clearenv",
     ]  # fmt: skip
-    for name, value in worker_env(settings.threads).items():
+    gpu_args, gpu_env = settings.gpu_view()
+    for name, value in {**worker_env(settings.threads), **gpu_env}.items():
         args += ["--setenv", name, value]
     args += _system_binds()
     # The scratch tmpfs goes first: a Python environment that lives under /tmp (a CI checkout's
@@ -123,7 +133,7 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
     if settings.data_dir is not None:
         _refuse_secret_overlap(settings.data_dir, settings.secret_dirs)
         args += ["--ro-bind", str(settings.data_dir), "/data"]
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--proc", "/proc", "--dev", "/dev", *gpu_args]  # GPU nodes after the fresh /dev
     args += ["--chdir", "/tmp"]
     return [*args, "--", sys.executable, "-I", "-B", "-c", WORKER_BOOT, *worker_args]
 
@@ -204,7 +214,7 @@ class Box:
                 WORKER_BOOT.replace(SANDBOX_LIB, str(GRADER_PACKAGE_DIR.parent)),
                 *worker_args,
             ]
-            env = worker_env(settings.threads)
+            env = {**worker_env(settings.threads), **settings.gpu_view()[1]}
         try:
             self.process = subprocess.Popen(
                 command,
@@ -286,6 +296,9 @@ class Box:
         kind = reply.get("kind")
         if kind == "invalid":
             raise InvalidValue(message)
+        if kind == "memory" and "cuda" in message.lower():
+            cap = self.settings.gpu_memory_cap_mb or "the device's"
+            raise OutOfMemory(f"ran out of GPU memory ({message[:300]}); the GPU memory limit is {cap} MB")
         if kind == "memory":
             raise OutOfMemory(f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB")
         raise StudentError(message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", "")))

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import GraderError
-from grader.faults import CallTimeout, NotGraded, SubmissionFault
+from grader.faults import CallTimeout, NotGraded, NotRun, SubmissionFault
+from grader.gpu import GpuTimer
 from grader.report import CellOutcome
 from grader.sandbox import Box, BoxSettings
 from grader.submission import Submission
@@ -27,6 +28,8 @@ class SessionTotals:
     peak_rss_mb: float = 0.0
     output_bytes: int = 0
     worker_starts: int = 0
+    gpu_s: float = 0.0
+    gpu_peak_mb: float | None = None
     output: list[str] = field(default_factory=list)
 
 
@@ -42,12 +45,15 @@ class WorkerSession:
         probes_source: str | None,
         blocked_reason: str | None = None,
         provider: BoxProvider | None = None,
+        blocked_status: str = "failed",
     ) -> None:
         self.submission = submission
         self.box_settings = box_settings
         self.preload, self.seed, self.probes_source = preload, seed, probes_source
         self.blocked_reason = blocked_reason
         self.provider = provider
+        self.blocked_status = blocked_status
+        self.gpu_timer = GpuTimer() if box_settings.gpu_device is not None else None
         self.limits = box_settings.limits
         self.started = time.monotonic()
         self.box: Box | ZygoteChild | None = None
@@ -91,7 +97,8 @@ class WorkerSession:
 
     def _box(self) -> Box | ZygoteChild:
         if self.blocked_reason is not None:
-            raise self._record(NotGraded(self.blocked_reason))
+            fault = NotRun if self.blocked_status == "skipped" else NotGraded
+            raise self._record(fault(self.blocked_reason))
         if self.load_fault is not None:
             raise self._record(self.load_fault)
         if self.box is None or self.box.dead:
@@ -115,8 +122,18 @@ class WorkerSession:
             per_call, limit_name = remaining, "rest of the submission's total time limit"
         else:
             limit_name = "time limit per call"
+        budget = self.limits.gpu_s
+        if self.gpu_timer is not None and budget is not None:
+            gpu_left = self.gpu_timer.remaining_s(budget)
+            if gpu_left <= 0:
+                raise self._record(CallTimeout(f"not run: the GPU time limit (gpu_s) of {budget:g} s is used up"))
+            if gpu_left < per_call:
+                per_call, limit_name = gpu_left, f"GPU time limit (gpu_s = {budget:g} s, what was left of it)"
         try:
-            return box.request(op, value, per_call, limit_name, **fields)
+            if self.gpu_timer is None:
+                return box.request(op, value, per_call, limit_name, **fields)
+            with self.gpu_timer.running():
+                return box.request(op, value, per_call, limit_name, **fields)
         except SubmissionFault as fault:
             if box.dead:
                 self._retire(box)
@@ -134,6 +151,8 @@ class WorkerSession:
         if self.box is not None:
             self._retire(self.box)
             self.box = None
+        if self.gpu_timer is not None:
+            self.totals.gpu_s = self.gpu_timer.used_s
         return self.totals
 
 

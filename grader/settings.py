@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.gpu import GpuDevice
+
 
 class GradeSettings(BaseModel):
     """Run-time choices that are not part of the assignment."""
@@ -18,6 +20,8 @@ class GradeSettings(BaseModel):
     )
     threads: int = Field(1, ge=1, description="Threads the worker's numpy/torch may use.")
     seed: int | None = Field(None, description="Overrides the assignment's seed (calibration runs).")
+    gpu_device: GpuDevice | None = Field(None, description="The GPU leased to this submission, if any.")
+    gpu_memory_cap_mb: int | None = Field(None, description="GPU memory the submission may use (its share).")
     warm_workers: bool = Field(
         True, description="Fork each worker from a warm zygote (bwrap only); False: a fresh sandbox each time."
     )

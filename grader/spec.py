@@ -33,6 +33,13 @@ class Limits(BaseModel):
     )
     file_size_mb: int = Field(16, ge=1, description="Largest file the submission may write (RLIMIT_FSIZE).")
     scratch_mb: int = Field(64, ge=1, description="Size of the private writable scratch dir /tmp.")
+    gpu_s: float | None = Field(
+        None, gt=0, description="GPU seconds per submission: wall time of calls while a GPU is leased."
+    )
+    gpu_memory_mb: int | None = Field(None, ge=64, description="GPU memory cap; default: the lease's share.")
+    cpu_fallback_factor: float = Field(
+        1.0, ge=1, description="gpu = 'optional' without a GPU: time limits are multiplied by this factor."
+    )
 
 
 class StaticPolicy(BaseModel):
@@ -63,7 +70,11 @@ class AssignmentSpec(BaseModel):
         default_factory=lambda: ["numpy"],
         description="Modules imported in the worker before student code (paid once per worker).",
     )
-    gpu: Literal["none"] = Field("none", description="GPU policy; only 'none' is supported so far.")
+    gpu: Literal["none", "optional", "required"] = Field(
+        "none",
+        description="none: CPU only; optional: a GPU if one is leased, else the CPU with scaled limits; "
+        "required: not graded without a GPU (tests skipped, the submission listed for a rerun).",
+    )
     seed: int = Field(0, description="Seed for random, numpy and torch in the worker.")
     data_dir: str | None = Field(
         None,
@@ -96,6 +107,14 @@ class Assignment(BaseModel):
     @property
     def probes_path(self) -> Path:
         return self.hidden_tests_dir / "probes.py"
+
+
+def _check_gpu_preload(spec: AssignmentSpec, path: Path) -> None:
+    if spec.gpu != "none" and "torch" not in spec.preload:
+        raise SpecError(
+            f'{path}: preload: gpu = {spec.gpu!r} needs "torch" in preload, so that the GPU memory cap '
+            "is applied before student code runs; add it"
+        )
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:
@@ -131,6 +150,7 @@ def load_spec(path: Path) -> AssignmentSpec:
         spec = AssignmentSpec.model_validate({**data, "name": path.parent.name})
     except ValidationError as exc:
         raise SpecError(_format_validation_error(path, exc)) from None
+    _check_gpu_preload(spec, path)
     return spec
 
 

@@ -108,6 +108,10 @@ class Worker:
             importlib.import_module(name)
         self.seed, self.threads = int(request.get("seed", 0)), int(request.get("threads", 1))
         seed_everything(self.seed, self.threads)
+        if "GRADER_GPU_MEMORY_MB" in os.environ:  # before any student code touches the GPU
+            from grader.gpu import apply_gpu_memory_cap_in_worker
+
+            apply_gpu_memory_cap_in_worker()
         sys.modules[STUDENT_MODULE] = self.module
         outcomes = []
         for cell in request["cells"]:
@@ -158,6 +162,9 @@ class Worker:
                     result = self.call(request)
             except MemoryError as exc:
                 self.reply(request_id, kind="memory", **describe_exception(exc))
+            except RuntimeError as exc:  # CUDA out of memory arrives as a RuntimeError subclass
+                kind = "memory" if _is_cuda_oom(exc) else "error"
+                self.reply(request_id, kind=kind, **describe_exception(exc))
             except BaseException as exc:  # noqa: BLE001 - report whatever the student raised
                 self.reply(request_id, kind="error", **describe_exception(exc))
             else:
@@ -235,6 +242,14 @@ class Zygote:
         self.worker.reply(request_id, {"pid": os.getpid()})
         self.worker.serve()
         os._exit(0)
+
+
+def _is_cuda_oom(exc: BaseException) -> bool:
+    if "torch" not in sys.modules:
+        return False
+    from grader.gpu import classify_cuda_error
+
+    return classify_cuda_error(str(exc)) == "memory"
 
 
 def _in_own_pid_namespace() -> bool:

@@ -47,9 +47,9 @@ def test_wrong_type_shows_value(tmp_path):
         load_spec(path)
 
 
-def test_unsupported_gpu_policy_is_refused(tmp_path):
-    path = write_spec(tmp_path, 'title = "D"\nnotebook = "d.ipynb"\ngpu = "required"\n')
-    with pytest.raises(SpecError, match="gpu: Input should be 'none'"):
+def test_unknown_gpu_policy_is_refused(tmp_path):
+    path = write_spec(tmp_path, 'title = "D"\nnotebook = "d.ipynb"\ngpu = "always"\n')
+    with pytest.raises(SpecError, match="gpu: Input should be 'none', 'optional' or 'required'"):
         load_spec(path)
 
 
