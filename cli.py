@@ -61,6 +61,14 @@ def main() -> None:
     help="'none' runs student code without isolation: only for code you trust.",
 )
 @click.option("--details/--no-details", default=None, help="Per-test tables (default: when 5 or fewer).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: a process pool on this machine; ray: Ray tasks on a cluster (pip install '.[ray]').",
+)
+@click.option("--ray-address", help="Ray cluster to join (default: start a local Ray instance).")
 @click.option("--gpus", help="GPUs to use, e.g. '0,1', or 'none' (default: all that are found).")
 @click.option(
     "--jobs-per-gpu",
@@ -85,6 +93,8 @@ def grade(
     course_dir: Path | None,
     sandbox: str,
     details: bool | None,
+    executor: str,
+    ray_address: str | None,
     gpus: str | None,
     jobs_per_gpu: int,
     do_export: bool,
@@ -107,7 +117,14 @@ def grade(
     cores = default_workers()
     settings = GradeSettings(sandbox=sandbox, threads=max(1, cores // workers))
     show_tables = details if details is not None else len(intake.candidates) <= 5
-    _run_batch(console, loaded, intake, out_dir, settings, workers, force, show_tables, do_export, leases)
+    runner = None
+    if executor == "ray":
+        try:
+            from grader.ray_executor import RayExecutor
+        except ImportError:
+            raise CliError(UsageError("the Ray executor needs Ray: pip install '.[ray]'")) from None
+        runner = RayExecutor(ray_address, jobs_per_gpu)
+    _run_batch(console, loaded, intake, out_dir, settings, workers, force, show_tables, do_export, leases, runner)
 
 
 def _gpu_leases(policy: str, gpus: str | None, jobs_per_gpu: int) -> Any:
@@ -146,6 +163,7 @@ def _run_batch(
     show_tables: bool,
     do_export: bool,
     leases: Any = None,
+    runner: Any = None,
 ) -> None:
     from grader.batch import run_batch
     from grader.console import BatchProgress, print_batch_summary, print_report
@@ -163,6 +181,8 @@ def _run_batch(
                 force,
                 on_report=progress.advance,
                 on_start=progress.start,
+                leases=leases,
+                executor=runner,
             )
     except GraderError as exc:
         raise CliError(exc) from None

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grader.executors import Job, LocalExecutor
 from grader.gpu import LeaseManager
@@ -52,6 +53,7 @@ def run_batch(
     on_report: Callable[[SubmissionReport, int, int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     leases: LeaseManager | None = None,
+    executor: Any = None,
 ) -> BatchSummary:
     """Grade every candidate not already graded against this exact assignment."""
     summary = BatchSummary(total=len(intake.candidates), problems=list(intake.problems))
@@ -68,7 +70,7 @@ def run_batch(
         if on_start is not None:
             on_start(len(todo))
         jobs = [Job(c.student_id, c.path) for c in todo]
-        executor = LocalExecutor(workers, leases)
+        executor = executor or LocalExecutor(workers, leases)
         for done, (job, report_json) in enumerate(executor.run(jobs, assignment, settings), start=1):
             report = SubmissionReport.model_validate_json(report_json)
             write_report(report, out_dir / f"{job.student_id}.json")

@@ -1,0 +1,121 @@
+"""A Ray executor (issue 7): each submission is a Ray task running the same grade() in the same
+sandbox on whichever node Ray places it. Optional: `pip install ".[ray]"`.
+
+What travels: the assignment (spec, visible and hidden tests, probes, data) as one tar archive
+put once in Ray's object store, and each submission's bytes as a task argument. On the node the
+task unpacks them into a fresh private temporary folder (mode 0700) that the sandbox never
+mounts, grades, and deletes it. Solutions never travel. A task whose node dies is retried once
+by Ray (on another node if one is alive); a second loss becomes a grader_error report.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from grader.executors import Job, grader_error_report
+from grader.report import SubmissionReport
+from grader.settings import GradeSettings
+from grader.spec import Assignment
+
+TASK_RETRIES = 1
+
+
+def pack_assignment(assignment: Assignment) -> bytes:
+    """assignments/<name>, autograde_tests/<name> and the data folder as a tar archive (no solutions)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(assignment.assignment_dir, arcname=f"assignments/{assignment.name}")
+        tar.add(assignment.hidden_tests_dir, arcname=f"autograde_tests/{assignment.name}",
+                filter=lambda info: None if "__pycache__" in info.name else info)  # fmt: skip
+        if assignment.data_dir is not None and assignment.spec.data_dir is not None:
+            tar.add(assignment.data_dir, arcname=assignment.spec.data_dir)
+    return buffer.getvalue()
+
+
+def grade_on_node(bundle: bytes, meta: dict[str, Any], data: bytes) -> tuple[str, str]:
+    """The Ray task body: unpack privately, grade, clean up; returns (report JSON, node id)."""
+    import ray
+
+    from grader.api import grade
+    from grader.spec import load_assignment
+
+    name, student_id, filename = meta["assignment"], meta["student_id"], meta["filename"]
+    settings = GradeSettings.model_validate_json(meta["settings"])
+    settings = _with_ray_gpu(settings, ray.get_gpu_ids(), meta["jobs_per_gpu"])
+    node_id = ray.get_runtime_context().get_node_id()
+    scratch = Path(tempfile.mkdtemp(prefix="grader-task-"))  # 0700: other users cannot look in
+    try:
+        with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+            tar.extractall(scratch / "course", filter="data")
+        (scratch / "course" / "solutions" / name).mkdir(parents=True)
+        submission = scratch / "submission" / filename
+        submission.parent.mkdir()
+        submission.write_bytes(data)
+        assignment = load_assignment(scratch / "course" / "assignments" / name)
+        report = grade(submission, assignment, settings, submission_id=student_id)
+        return report.model_dump_json(), node_id
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _with_ray_gpu(settings: GradeSettings, gpu_ids: list[Any], jobs_per_gpu: int) -> GradeSettings:
+    """Lease the device Ray assigned to this task (its share: 1/jobs_per_gpu of the memory)."""
+    if not gpu_ids:
+        return settings
+    from grader.gpu import discover_gpus
+
+    assigned = {str(gpu_id) for gpu_id in gpu_ids}
+    devices = [d for d in discover_gpus() if str(d.index) in assigned or d.uuid in assigned]
+    if not devices:
+        return settings  # a declared but absent GPU (a test cluster): graded by the CPU policy
+    device = devices[0]
+    return settings.model_copy(update={"gpu_device": device, "gpu_memory_cap_mb": device.memory_mb // jobs_per_gpu})
+
+
+class RayExecutor:
+    """Runs jobs as Ray tasks; results stream back in completion order."""
+
+    def __init__(self, address: str | None = None, jobs_per_gpu: int = 1) -> None:
+        self.address, self.jobs_per_gpu = address, jobs_per_gpu
+        self.placements: dict[str, str] = {}  # student id -> node id, for reports and tests
+
+    def run(self, jobs: list[Job], assignment: Assignment, settings: GradeSettings) -> Iterator[tuple[Job, str]]:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+        gpu = assignment.spec.gpu != "none"
+        remote = ray.remote(grade_on_node).options(
+            num_cpus=1,
+            num_gpus=(1 / self.jobs_per_gpu) if gpu else 0,
+            max_retries=TASK_RETRIES,  # a lost node or killed worker: once more elsewhere
+            retry_exceptions=False,  # a grader bug is not retried: it becomes a report below
+        )
+        bundle = ray.put(pack_assignment(assignment))
+        settings_json = settings.model_dump_json()
+        pending: dict[Any, Job] = {}
+        for job in jobs:
+            meta = {"assignment": assignment.name, "student_id": job.student_id, "filename": job.path.name,
+                    "settings": settings_json, "jobs_per_gpu": self.jobs_per_gpu}  # fmt: skip
+            ref = remote.remote(bundle, meta, job.path.read_bytes())
+            pending[ref] = job
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            job = pending.pop(ref)
+            try:
+                report_json, node_id = ray.get(ref)
+                self.placements[job.student_id] = node_id
+                report = SubmissionReport.model_validate_json(report_json)
+                report.submission.path = str(job.path)  # the driver's path, as the local executor reports
+                report_json = report.model_dump_json()
+            except Exception as exc:  # noqa: BLE001 - Ray raises many types for lost tasks
+                reason = f"the grading task was lost twice ({type(exc).__name__}); rerun this submission"
+                report_json = grader_error_report(job, assignment, reason).model_dump_json()
+            yield job, report_json
