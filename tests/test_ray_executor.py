@@ -84,10 +84,9 @@ def test_gpu_submissions_are_placed_only_on_a_node_with_a_gpu(make_course, tmp_p
     gpu_node = cluster.add_node(num_gpus=1, **NODE)  # declared, not real: this tests placement
     course = make_course(HIDDEN)
     spec = course / "assignments" / "toy" / "assignment.toml"
-    spec.write_text(
-        spec.read_text().replace('preload = ["numpy"]', 'gpu = "optional"\npreload = ["numpy", "torch"]')
-        .replace('forbidden_imports = ["torch"]', "forbidden_imports = []").replace("memory_mb = 512", "memory_mb = 1024")
-    )  # fmt: skip
+    text = spec.read_text().replace('preload = ["numpy"]', 'gpu = "optional"\npreload = ["numpy", "torch"]')
+    text = text.replace('forbidden_imports = ["torch"]', "forbidden_imports = []")
+    spec.write_text(text.replace("memory_mb = 512", "memory_mb = 1024"))
     assignment = load_assignment(course / "assignments" / "toy")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
