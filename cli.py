@@ -114,8 +114,7 @@ def grade(
     except GraderError as exc:
         raise CliError(exc) from None
     workers = workers or min(default_workers(), max(1, len(intake.candidates)))
-    cores = default_workers()
-    settings = GradeSettings(sandbox=sandbox, threads=max(1, cores // workers))
+    settings = GradeSettings(sandbox=sandbox)
     show_tables = details if details is not None else len(intake.candidates) <= 5
     runner = None
     if executor == "ray":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,23 @@ def _gpu_limits(spec: AssignmentSpec, settings: GradeSettings) -> tuple[Limits, 
     return limits, "", ""
 
 
+@contextlib.contextmanager
+def _without_outer_assert_rewriting() -> Iterator[None]:
+    """Hide an enclosing pytest's assertion-rewriting import hook while the hidden tests load.
+
+    When grade() runs inside another pytest session (a course's own tests), that session's hook
+    would rewrite the hidden test modules: assert messages would print compared values (hidden
+    expected values) or come back empty. The grader's own session uses --assert=plain.
+    """
+    hooks = [finder for finder in sys.meta_path if type(finder).__name__ == "AssertionRewritingHook"]
+    for hook in hooks:
+        sys.meta_path.remove(hook)
+    try:
+        yield
+    finally:
+        sys.meta_path[:0] = hooks
+
+
 def _forget_test_modules(tests_dir: Path) -> None:
     """Drop imported test modules and conftests so the next run reads the files afresh.
 
@@ -125,7 +144,7 @@ def grade(
     box_settings = BoxSettings(
         mode=settings.sandbox,
         limits=limits,
-        threads=settings.threads,
+        threads=settings.threads or limits.threads,
         secret_dirs=(assignment.hidden_tests_dir, assignment.solutions_dir),
         data_dir=assignment.data_dir,
         gpu_device=settings.gpu_device if spec.gpu != "none" else None,
@@ -140,7 +159,8 @@ def grade(
     plugin = GradingPlugin(session)
     _forget_test_modules(tests_dir)
     try:
-        exit_code = pytest.main(_pytest_args(tests_dir), plugins=[plugin])
+        with _without_outer_assert_rewriting():
+            exit_code = pytest.main(_pytest_args(tests_dir), plugins=[plugin])
     finally:
         totals = session.close()
         _forget_test_modules(tests_dir)

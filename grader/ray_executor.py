@@ -11,6 +11,7 @@ by Ray (on another node if one is alive); a second loss becomes a grader_error r
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tarfile
 import tempfile
@@ -86,6 +87,9 @@ class RayExecutor:
         self.placements: dict[str, str] = {}  # student id -> node id, for reports and tests
 
     def run(self, jobs: list[Job], assignment: Assignment, settings: GradeSettings) -> Iterator[tuple[Job, str]]:
+        if self.address is None:
+            # A Ray of our own on this machine stays on loopback (read when ray is first imported).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         import ray
 
         if not ray.is_initialized():

@@ -18,7 +18,9 @@ class GradeSettings(BaseModel):
     tests: Literal["hidden", "visible"] = Field(
         "hidden", description="Which tests score: hidden (grading) or visible (student self-check)."
     )
-    threads: int = Field(1, ge=1, description="Threads the worker's numpy/torch may use.")
+    threads: int | None = Field(
+        None, ge=1, description="Threads for the worker's numpy/torch; default: the assignment's limits.threads."
+    )
     seed: int | None = Field(None, description="Overrides the assignment's seed (calibration runs).")
     gpu_device: GpuDevice | None = Field(None, description="The GPU leased to this submission, if any.")
     gpu_memory_cap_mb: int | None = Field(None, description="GPU memory the submission may use (its share).")

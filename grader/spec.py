@@ -27,6 +27,9 @@ class Limits(BaseModel):
     )
     cpu_s: int = Field(300, gt=0, description="CPU seconds per worker process (RLIMIT_CPU).")
     memory_mb: int = Field(1024, ge=64, description="Memory of the whole sandbox in MiB.")
+    threads: int = Field(
+        1, ge=1, description="Threads for numpy/torch in the worker; 1 keeps small models fast and scores stable."
+    )
     processes: int = Field(32, ge=1, description="Processes and threads the sandbox may hold at once.")
     output_bytes: int = Field(
         1_000_000, ge=0, description="Bytes of stdout+stderr kept; the rest is discarded and counted."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from grader.intake import collect
 from grader.settings import GradeSettings
 from grader.spec import load_assignment
 
+# Loopback only: Ray would otherwise bind its test cluster to the machine's network address.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install '.[ray]'")
 from ray.cluster_utils import Cluster  # noqa: E402
 
