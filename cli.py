@@ -347,7 +347,7 @@ def calibrate(assignment: str, seeds: int, margin: float, course_dir: Path | Non
     for summary in summaries:
         console.print(summary.line)
     console.print(
-        f"(margin {margin:g} of the reference's worst value; paste these lines into the assignment's NOTES.md)"
+        f"(margin {margin:g} of the reference's worst value; record these lines in the assignment's NOTES.md)"
     )
 
 
