@@ -114,14 +114,10 @@ class ZygoteChild:
         return usage
 
     def _await_exit(self) -> None:
-        deadline = time.monotonic() + CHILD_EXIT_TIMEOUT_S
-        while True:
-            try:
-                self.box.read_child_exit(deadline)
-                return
-            except Exception:  # noqa: BLE001 - any doubt about the box: throw it away
-                self.box.kill()
-                return
+        try:
+            self.box.read_child_exit(time.monotonic() + CHILD_EXIT_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - any doubt about the box: throw it away
+            self.box.kill()
 
     def output(self) -> str:
         return self.printed if self.printed is not None else self.box.output()
