@@ -23,3 +23,7 @@ class SandboxUnavailable(GraderError):
     """The sandbox cannot run on this machine; the message says why and what to do."""
 
     exit_code = 4
+
+
+class SandboxFailure(GraderError):
+    """The sandbox itself failed to start: an environment problem, never the student's fault."""

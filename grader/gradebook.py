@@ -125,10 +125,7 @@ class Gradebook:
         )  # fmt: skip
 
     def rows(self) -> Iterator[Row]:
-        query = "SELECT student_id, display_name, sha256, fingerprint, report_json FROM reports ORDER BY student_id"
-        for student_id, display, sha256, fingerprint, report_json in self.db.execute(query):
-            report = SubmissionReport.model_validate(json.loads(report_json))
-            yield Row(student_id, display, sha256, fingerprint, report)
+        return _rows(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -144,9 +141,12 @@ def read_rows(folder: Path) -> list[Row]:
         )
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        gradebook = Gradebook(folder, db, open(os.devnull))  # noqa: SIM115 - closed by close()
-        rows = list(gradebook.rows())
-        gradebook.close()
+        return list(_rows(db))
     finally:
         db.close()
-    return rows
+
+
+def _rows(db: sqlite3.Connection) -> Iterator[Row]:
+    query = "SELECT student_id, display_name, sha256, fingerprint, report_json FROM reports ORDER BY student_id"
+    for student_id, display, sha256, fingerprint, report_json in db.execute(query):
+        yield Row(student_id, display, sha256, fingerprint, SubmissionReport.model_validate(json.loads(report_json)))

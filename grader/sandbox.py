@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import resource
 import shutil
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from grader import rpc
 from grader.cgroups import BoxCgroup
-from grader.errors import SandboxUnavailable
+from grader.errors import SandboxFailure, SandboxUnavailable
 from grader.faults import CallTimeout, InvalidValue, OutOfMemory, StudentError, WorkerCrashed
 from grader.gpu import GpuDevice, device_sandbox_args
 from grader.spec import Limits
@@ -63,6 +64,7 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+@functools.cache
 def _python_roots() -> list[Path]:
     """Folders the worker's interpreter and its packages live in, symlinks resolved."""
     import site
@@ -243,8 +245,6 @@ class Box:
         A box that dies before saying hello is a sandbox failure (bwrap refused to start, the
         interpreter is missing), never the student's fault.
         """
-        from grader.session import SandboxFailure
-
         try:
             hello = rpc.read_frame(self._reply_r, time.monotonic() + timeout_s)
         except (rpc.ChannelClosed, rpc.ChannelTimeout, rpc.FrameError) as exc:

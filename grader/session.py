@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from grader.errors import GraderError
+from grader.errors import SandboxFailure
 from grader.faults import CallTimeout, NotGraded, NotRun, SubmissionFault
 from grader.gpu import GpuTimer
 from grader.report import CellOutcome
@@ -16,10 +16,6 @@ from grader.zygote import BoxProvider, ZygoteChild
 
 # Starting a sandbox and its interpreter; a loaded machine can take seconds.
 STARTUP_TIMEOUT_S = 60.0
-
-
-class SandboxFailure(GraderError):
-    """The sandbox itself failed to start: an environment problem, never the student's fault."""
 
 
 @dataclass

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from grader.errors import SandboxFailure
 from grader.faults import SubmissionFault
-from grader.session import SandboxFailure, WorkerSession
+from grader.session import WorkerSession
 
 __all__ = [
     "points", "limits", "expect_array", "expect_tuple", "expect_scalar", "assert_close",
