@@ -28,12 +28,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from grader.api import _pytest_args  # noqa: E402 - the same pytest options as the real grader
 from grader.batch import run_batch  # noqa: E402
 from grader.intake import collect  # noqa: E402
 from grader.settings import GradeSettings  # noqa: E402
 from grader.spec import load_assignment  # noqa: E402
 from grader.submission import load_submission  # noqa: E402
+from grader.suite import pytest_args  # noqa: E402 - the same pytest options as the real grader
 from grader.testing import Credit  # noqa: E402
 from grader.worker import Worker  # noqa: E402
 
@@ -142,16 +142,33 @@ def floor_seconds(assignment: Any, paths: list[Path]) -> float:
     sessions = [InProcessSession(p, assignment.spec.preload, assignment.spec.seed, probes) for p in paths]
     load_s = time.perf_counter() - started
     plugin = FloorPlugin(sessions)
-    pytest.main(_pytest_args(assignment.hidden_tests_dir), plugins=[plugin])
+    pytest.main(pytest_args(assignment.hidden_tests_dir), plugins=[plugin])
     return load_s + plugin.run_s
 
 
-def grader_seconds(assignment: Any, folder: Path, workers: int, out: Path) -> tuple[float, list[Any]]:
+def grader_seconds(assignment: Any, folder: Path, workers: int, out: Path) -> tuple[float, list[Any], list[float]]:
+    """Wall time of the real batch path, its reports, and when each report arrived (s from start)."""
     intake = collect([folder], assignment.spec.notebook, out / "x")
     settings = GradeSettings(sandbox="bwrap")
+    arrivals: list[float] = []
     started = time.perf_counter()
-    summary = run_batch(assignment, intake, out, settings, workers=workers, force=True)
-    return time.perf_counter() - started, summary.reports
+    summary = run_batch(
+        assignment, intake, out, settings, workers=workers, force=True,
+        on_report=lambda report, done, total: arrivals.append(time.perf_counter() - started),
+    )  # fmt: skip
+    return time.perf_counter() - started, summary.reports, arrivals
+
+
+def steady_state(arrivals: list[float], workers: int, wall: float) -> tuple[float | None, float | None]:
+    """Wall s per submission once every worker has finished its first one, and the start-up left.
+
+    total wall = start-up + n x steady wall per submission: the start-up (pool processes, warm
+    sandboxes, collecting the tests) is paid once per batch, the steady part per submission.
+    """
+    if len(arrivals) <= 2 * workers:
+        return None, None
+    steady = (arrivals[-1] - arrivals[workers - 1]) / (len(arrivals) - workers)
+    return steady, wall - steady * len(arrivals)
 
 
 def main() -> None:
@@ -174,16 +191,22 @@ def main() -> None:
             "floor_per_submission_s": round(floor / args.n, 4), "runs": [],
         }  # fmt: skip
         for workers in args.workers:
-            wall, reports = grader_seconds(assignment, folder, workers, Path(scratch) / f"out{workers}")
+            wall, reports, arrivals = grader_seconds(assignment, folder, workers, Path(scratch) / f"out{workers}")
+            steady, startup = steady_state(arrivals, workers, wall)
             sandbox_peaks = [r.resources.peak_rss_mb for r in reports if r.resources.peak_rss_mb]
             result["runs"].append({
                 "workers": workers, "total_wall_s": round(wall, 3), "per_submission_wall_s": round(wall / args.n, 4),
                 "overhead_per_submission_s": round((wall * workers - floor) / args.n, 4),
                 "ratio_to_floor": round(wall * workers / floor, 2),
+                "steady_wall_per_submission_s": round(steady, 4) if steady is not None else None,
+                "steady_overhead_per_submission_s": (
+                    round(steady * workers - floor / args.n, 4) if steady is not None else None
+                ),
+                "startup_s": round(startup, 2) if startup is not None else None,
                 "median_sandbox_peak_mb": round(statistics.median(sandbox_peaks), 1) if sandbox_peaks else None,
                 "scores": sorted({r.score for r in reports if r.score is not None}),
             })  # fmt: skip
-        hostile_wall, hostile_reports = grader_seconds(assignment, hostile.parent, 1, Path(scratch) / "outh")
+        hostile_wall, hostile_reports, _ = grader_seconds(assignment, hostile.parent, 1, Path(scratch) / "outh")
         result["hostile"] = {
             "wall_s": round(hostile_wall, 3),
             "statuses": sorted({t.status for t in hostile_reports[0].tests}),
@@ -192,7 +215,33 @@ def main() -> None:
     if len(result["runs"]) >= 2:
         result["scaling_1_to_2"] = round(result["runs"][0]["total_wall_s"] / result["runs"][1]["total_wall_s"], 2)
     (args.out / f"{args.assignment}.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown_table(result)
+    (args.out / f"{args.assignment}.md").write_text(table)
     print(json.dumps(result, indent=2))
+    print(table)
+
+
+COLUMNS = (
+    ("workers", "workers"), ("total wall s", "total_wall_s"), ("wall s / submission", "per_submission_wall_s"),
+    ("overhead s / submission", "overhead_per_submission_s"), ("grader / floor", "ratio_to_floor"),
+    ("steady wall s / submission", "steady_wall_per_submission_s"),
+    ("steady overhead s / submission", "steady_overhead_per_submission_s"), ("start-up s", "startup_s"),
+    ("median sandbox peak MB", "median_sandbox_peak_mb"),
+)  # fmt: skip
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """One row per worker count, with the floor and the run's context in the heading line."""
+    lines = [
+        f"{result['assignment']}, n = {result['n']}, floor {result['floor_per_submission_s']} s / submission, "
+        f"{result['cores']} cores, Python {result['python']}, scaling 1 to 2 workers: {result.get('scaling_1_to_2')}",
+        "",
+        "| " + " | ".join(title for title, _ in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for run in result["runs"]:
+        lines.append("| " + " | ".join(str(run.get(key)) for _, key in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

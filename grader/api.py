@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from grader import __version__
 from grader.gpu import cpu_fallback_limits, gpu_plan
@@ -21,30 +15,9 @@ from grader.settings import GradeSettings
 from grader.spec import Assignment, AssignmentSpec, Limits
 from grader.static_checks import check_cells
 from grader.submission import Cell, InvalidSubmission, Submission, load_submission
-from grader.testing import GradingPlugin
+from grader.suite import SuiteCache, TestSuite
+from grader.testing import GradingRun
 from grader.zygote import shared_provider
-
-
-def _pytest_args(tests_dir: Path) -> list[str]:
-    return [
-        str(tests_dir),
-        "-c", os.devnull,  # the course repo's own pytest config must not leak in
-        "--rootdir", str(tests_dir),
-        "--confcutdir", str(tests_dir),
-        "--import-mode=importlib",
-        "--assert=plain",  # rewritten asserts would print expected values to the student
-        "-p", "no:cacheprovider",
-        "-p", "no:terminal",
-        "-p", "no:stepwise",
-        # pytest's unraisable-exception plugin runs gc.collect() at session end: ~1 s per
-        # submission with torch loaded, measured with cProfile (issue 6).
-        "-p", "no:unraisableexception",
-        "-p", "no:threadexception",
-        "-p", "no:faulthandler",
-        "-p", "no:junitxml",
-        "-p", "no:pastebin",
-        "-p", "no:doctest",
-    ]  # fmt: skip
 
 
 def _gpu_cap(spec_cap: int | None, lease_cap: int | None) -> int | None:
@@ -70,37 +43,6 @@ def _gpu_limits(spec: AssignmentSpec, settings: GradeSettings) -> tuple[Limits, 
     return limits, "", ""
 
 
-@contextlib.contextmanager
-def _without_outer_assert_rewriting() -> Iterator[None]:
-    """Hide an enclosing pytest's assertion-rewriting import hook while the hidden tests load.
-
-    When grade() runs inside another pytest session (a course's own tests), that session's hook
-    would rewrite the hidden test modules: assert messages would print compared values (hidden
-    expected values) or come back empty. The grader's own session uses --assert=plain.
-    """
-    hooks = [finder for finder in sys.meta_path if type(finder).__name__ == "AssertionRewritingHook"]
-    for hook in hooks:
-        sys.meta_path.remove(hook)
-    try:
-        yield
-    finally:
-        sys.meta_path[:0] = hooks
-
-
-def _forget_test_modules(tests_dir: Path) -> None:
-    """Drop imported test modules and conftests so the next run reads the files afresh.
-
-    pytest's importlib mode reuses a module already in sys.modules under the same name, so a
-    second grade() in this process would otherwise run the first assignment's (or the
-    pre-edit) hidden tests.
-    """
-    roots = tuple({str(tests_dir) + os.sep, str(tests_dir.resolve()) + os.sep})
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and file.startswith(roots):
-            del sys.modules[name]
-
-
 def _blocked_submission(path: Path, submission_id: str) -> Submission:
     """Stands in for a submission that could not be loaded; its hash if the bytes were readable."""
     try:
@@ -115,8 +57,13 @@ def grade(
     assignment: Assignment,
     settings: GradeSettings | None = None,
     submission_id: str | None = None,
+    suites: SuiteCache | None = None,
 ) -> SubmissionReport:
-    """Grade one submission file against one assignment; never raises for bad student input."""
+    """Grade one submission file against one assignment; never raises for bad student input.
+
+    ``suites`` keeps the collected tests between calls (grading processes pass theirs); without
+    it the tests are collected for this call alone.
+    """
     settings = settings or GradeSettings()
     started = time.monotonic()
     spec = assignment.spec
@@ -156,14 +103,22 @@ def grade(
         submission, box_settings, spec.preload, seed, probes, blocked, provider,
         blocked_status="skipped" if blocked == skip_reason and skip_reason else "failed",
     )  # fmt: skip
-    plugin = GradingPlugin(session)
-    _forget_test_modules(tests_dir)
+    run = GradingRun(session)
+    collected, problems = 0, []
     try:
-        with _without_outer_assert_rewriting():
-            exit_code = pytest.main(_pytest_args(tests_dir), plugins=[plugin])
+        suite = suites.get(tests_dir) if suites is not None else TestSuite(tests_dir)
+    except Exception as exc:  # noqa: BLE001 - a broken conftest is the grader's problem, reported as such
+        problems.append(f"the tests in {tests_dir} could not be loaded: {type(exc).__name__}: {exc}")
+        suite = None
+    try:
+        if suite is not None:
+            suite.run(run)
+            collected = len(suite.items)
+            problems += suite.collection_problems
     finally:
         totals = session.close()
-        _forget_test_modules(tests_dir)
+        if suite is not None and suites is None:
+            suite.close()
     tests = [
         TestResult(
             id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,
@@ -171,11 +126,11 @@ def grade(
             visible=o.visible,
             metrics=o.metrics,
         )
-        for o in plugin.outcomes
+        for o in run.outcomes
     ]  # fmt: skip
-    problems = plugin.collection_problems + [o.grader_problem for o in plugin.outcomes if o.grader_problem]
-    if not plugin.outcomes and not problems:
-        problems.append(f"no tests were collected from {tests_dir} (pytest exit code {exit_code})")
+    problems += [o.grader_problem for o in run.outcomes if o.grader_problem]
+    if not run.outcomes and not problems:
+        problems.append(f"no tests were collected from {tests_dir} ({collected} items)")
     if problems:
         status, message = "grader_error", truncate("; ".join(problems))
     elif skip_reason and status == "graded":

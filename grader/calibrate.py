@@ -9,6 +9,7 @@ from grader.api import grade
 from grader.errors import GraderError
 from grader.settings import GradeSettings
 from grader.spec import Assignment
+from grader.suite import SuiteCache
 
 LOWER_IS_BETTER = ("loss", "error", "time_s", "seconds")
 
@@ -46,13 +47,17 @@ def calibrate(assignment: Assignment, seeds: list[int], margin: float, settings:
     """Grade the reference solution once per seed; every metric its tests record, summarised."""
     solution = assignment.solutions_dir / assignment.spec.notebook
     collected: dict[tuple[str, str], list[float]] = {}
-    for seed in seeds:
-        report = grade(solution, assignment, settings.model_copy(update={"seed": seed}))
-        if report.status != "graded":
-            raise GraderError(f"the solution was not graded with seed {seed}: {report.status}: {report.message}")
-        for test in report.tests:
-            for name, value in test.metrics.items():
-                collected.setdefault((test.name, name), []).append(value)
+    suites = SuiteCache()
+    try:
+        for seed in seeds:
+            report = grade(solution, assignment, settings.model_copy(update={"seed": seed}), suites=suites)
+            if report.status != "graded":
+                raise GraderError(f"the solution was not graded with seed {seed}: {report.status}: {report.message}")
+            for test in report.tests:
+                for name, value in test.metrics.items():
+                    collected.setdefault((test.name, name), []).append(value)
+    finally:
+        suites.close()
     summaries = []
     for (test_name, name), values in collected.items():
         lower = name.endswith(LOWER_IS_BETTER)

@@ -30,9 +30,11 @@ class Job:
 def grade_job(job: Job, assignment: Assignment, settings: GradeSettings) -> str:
     """Runs in a pool process; a bug in the grader becomes a grader_error report, never a crash."""
     from grader.api import grade
+    from grader.suite import shared_suites
 
     try:
-        return grade(job.path, assignment, settings, submission_id=job.student_id).model_dump_json()
+        report = grade(job.path, assignment, settings, submission_id=job.student_id, suites=shared_suites())
+        return report.model_dump_json()
     except Exception as exc:  # noqa: BLE001 - any grader bug must become a report, not a lost job
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return grader_error_report(job, assignment, f"the grader failed: {detail}").model_dump_json()

@@ -89,31 +89,52 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(eq=False)  # pluggy keeps plugins in sets: identity hashing
-class GradingPlugin:
-    """Registered with pytest.main; turns test outcomes into scored Outcomes."""
+@dataclass
+class GradingRun:
+    """One submission's pass through the tests: what the trusted side recorded for it."""
 
     session: WorkerSession
     outcomes: list[Outcome] = field(default_factory=list)
+    credit: dict[str, Credit] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)  # pluggy keeps plugins in sets: identity hashing
+class GradingPlugin:
+    """Registered once per test suite; turns each run's test outcomes into scored Outcomes.
+
+    The fixtures are bound at collection, so they live here and read the current GradingRun.
+    """
+
     collection_problems: list[str] = field(default_factory=list)
-    _credit: dict[str, Credit] = field(default_factory=dict)
-    _started: dict[str, float] = field(default_factory=dict)
-    _metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    run: GradingRun | None = None
+
+    def begin(self, run: GradingRun) -> None:
+        self.run = run
+
+    def end(self) -> None:
+        self.run = None
+
+    def _current(self) -> GradingRun:
+        if self.run is None:
+            raise RuntimeError("a grader fixture was used outside a grading run")
+        return self.run
 
     @pytest.fixture
     def submission(self, request: pytest.FixtureRequest) -> SubmissionProxy:
         marker = request.node.get_closest_marker("grader_limits")
         timeout = marker.kwargs.get("call_timeout_s") if marker else None
-        return SubmissionProxy(self.session, timeout)
+        return SubmissionProxy(self._current().session, timeout)
 
     @pytest.fixture
     def credit(self, request: pytest.FixtureRequest) -> Credit:
-        return self._credit.setdefault(request.node.nodeid, Credit())
+        return self._current().credit.setdefault(request.node.nodeid, Credit())
 
     @pytest.fixture
     def metric(self, request: pytest.FixtureRequest) -> Callable[[str, float], None]:
         """``metric("accuracy", 0.93)`` records a number in the report, for `grader calibrate`."""
-        recorded = self._metrics.setdefault(request.node.nodeid, {})
+        recorded = self._current().metrics.setdefault(request.node.nodeid, {})
 
         def record(name: str, value: float) -> None:
             recorded[name] = float(value)
@@ -123,7 +144,7 @@ class GradingPlugin:
     @pytest.fixture
     def grading_seed(self) -> int:
         """The seed of this grading run (the assignment's, or `calibrate`'s), for test data."""
-        return self.session.seed
+        return self._current().session.seed
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "points(n, visible=True): points the test is worth")
@@ -139,17 +160,19 @@ class GradingPlugin:
                 self.collection_problems.append(f"{item.nodeid} has no @points(n) decorator")
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.session.test_faults.clear()
-        self._started[item.nodeid] = time.monotonic()
+        run = self._current()
+        run.session.test_faults.clear()
+        run.started[item.nodeid] = time.monotonic()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         outcome = yield
         report: pytest.TestReport = outcome.get_result()
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            self._record(item, call, report)
+            self._record(self._current(), item, call, report)
 
-    def _record(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    @staticmethod
+    def _record(run: GradingRun, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
         marker = item.get_closest_marker("points")
         max_score = float(marker.args[0]) if marker and marker.args else 0.0
         result = Outcome(
@@ -157,17 +180,17 @@ class GradingPlugin:
             name=item.name,
             max_score=max_score,
             visible=bool(marker.kwargs.get("visible", True)) if marker else True,
-            duration_s=time.monotonic() - self._started.get(item.nodeid, time.monotonic()),
-            metrics=self._metrics.get(item.nodeid, {}),
+            duration_s=time.monotonic() - run.started.get(item.nodeid, time.monotonic()),
+            metrics=run.metrics.get(item.nodeid, {}),
         )
         excinfo = call.excinfo
-        faults = self.session.test_faults
+        faults = run.session.test_faults
         if faults:  # a call into the sandbox failed: that decides, whatever the test caught
             result.status, result.message = faults[0].status, faults[0].message
         elif report.skipped:
             result.status, result.message = "skipped", _skip_reason(report)
         elif excinfo is None:
-            credit = self._credit.get(item.nodeid)
+            credit = run.credit.get(item.nodeid)
             fraction = 1.0 if credit is None or credit.fraction is None else credit.fraction
             result.score = round(max_score * fraction, 6)
             result.status = "passed" if fraction == 1.0 else "failed"
@@ -175,7 +198,7 @@ class GradingPlugin:
         elif isinstance(excinfo.value, AssertionError | pytest.fail.Exception):
             result.status = "failed"
             result.message = str(excinfo.value).strip() or "an assertion failed (the test gave no message)"
-            credit = self._credit.get(item.nodeid)
+            credit = run.credit.get(item.nodeid)
             if credit is not None and credit.fraction is not None:
                 result.score = round(max_score * credit.fraction, 6)
         else:
@@ -183,7 +206,7 @@ class GradingPlugin:
             kind = "the sandbox failed" if isinstance(excinfo.value, SandboxFailure) else "the test itself raised"
             result.grader_problem = f"{item.nodeid}: {kind}: {excinfo.typename}: {excinfo.value}"[:2000]
             result.message = "not graded: a problem in the grader, not in your code; your TA will rerun it"
-        self.outcomes.append(result)
+        run.outcomes.append(result)
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

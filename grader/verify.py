@@ -10,6 +10,7 @@ from grader.api import grade
 from grader.authoring import release, template_text
 from grader.settings import GradeSettings
 from grader.spec import Assignment
+from grader.suite import SuiteCache
 
 
 @dataclass
@@ -26,15 +27,30 @@ class Verdict:
 
 
 def verify_assignment(assignment: Assignment, settings: GradeSettings) -> Verdict:
-    """Solution full marks (twice, same score), template zero and graded, template in sync, time."""
+    """Solution full marks (twice, same score), template zero and graded, template in sync, time.
+
+    The solution is graded once with freshly collected tests and once more, after the template,
+    with the same collected tests, as a grading process does in a batch: a hidden test that keeps
+    state between submissions shows up as two different scores.
+    """
+    suites = SuiteCache()
+    try:
+        return _verify(assignment, settings, suites)
+    finally:
+        suites.close()
+
+
+def _verify(assignment: Assignment, settings: GradeSettings, suites: SuiteCache) -> Verdict:
     verdict = Verdict(assignment.name)
     solution = assignment.solutions_dir / assignment.spec.notebook
     template = assignment.assignment_dir / assignment.spec.notebook
     if not solution.exists():
         verdict.failures.append(f"no solution notebook at {solution}")
         return verdict
-    first = grade(solution, assignment, settings)
-    second = grade(solution, assignment, settings)
+    first = grade(solution, assignment, settings, suites=suites)
+    if template.exists():
+        template_report = grade(template, assignment, settings, suites=suites)
+    second = grade(solution, assignment, settings, suites=suites)
     limit = assignment.spec.limits.submission_timeout_s
     for report in (first, second):
         if report.status != "graded" or report.score != report.max_score:
@@ -45,7 +61,10 @@ def verify_assignment(assignment: Assignment, settings: GradeSettings) -> Verdic
             )
             break
     if first.score != second.score:
-        verdict.failures.append(f"grading the solution twice gave {first.score} and {second.score}")
+        verdict.failures.append(
+            f"grading the solution twice gave {first.score} and {second.score} (the second time after the "
+            "template, with the same collected tests: does a hidden test keep state between submissions?)"
+        )
     slowest = max(first.resources.wall_s, second.resources.wall_s)
     verdict.notes.append(f"solution graded in {slowest:.1f} s (limit {limit:g} s)")
     if slowest > limit:
@@ -58,9 +77,10 @@ def verify_assignment(assignment: Assignment, settings: GradeSettings) -> Verdic
             f"{template} differs from what `grader release {assignment.name}` makes from the solution; "
             "regenerate it from the solution"
         )
-    report = grade(template, assignment, settings)
-    if report.status != "graded" or report.score != 0:
-        verdict.failures.append(f"template scored {report.score} ({report.status}), expected 0 and graded")
+    if template_report.status != "graded" or template_report.score != 0:
+        verdict.failures.append(
+            f"template scored {template_report.score} ({template_report.status}), expected 0 and graded"
+        )
     with tempfile.TemporaryDirectory() as scratch:
         release(assignment, Path(scratch))
     return verdict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -20,9 +21,7 @@ class Reference:
         return x.reshape(x.shape[0], -1) @ w + b
 
     @staticmethod
-    def linear_backward(
-        dout: np.ndarray, x: np.ndarray, w: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def linear_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (dx, dw, db) for the linear layer."""
         dx = (dout @ w.T).reshape(x.shape)
         dw = x.reshape(x.shape[0], -1).T @ dout
@@ -116,9 +115,8 @@ def numerical_gradient() -> NumericalGradient:
     return _numerical_gradient
 
 
-@pytest.fixture(scope="session")
-def digits_split() -> DigitsSplit:
-    """1347 training and 450 test digits; the test labels never leave this process."""
+@lru_cache(maxsize=1)
+def _digits_split() -> DigitsSplit:
     # Imported here so that only the training test pays for scikit-learn.
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -127,9 +125,20 @@ def digits_split() -> DigitsSplit:
     x_train, x_test, y_train, y_test = train_test_split(
         images / 16.0, labels, test_size=450, stratify=labels, random_state=0
     )
-    return DigitsSplit(
-        np.ascontiguousarray(x_train, dtype=np.float64),
-        np.ascontiguousarray(y_train, dtype=np.int64),
-        np.ascontiguousarray(x_test, dtype=np.float64),
-        np.ascontiguousarray(y_test, dtype=np.int64),
-    )
+    arrays = [
+        np.ascontiguousarray(a, dtype=d)
+        for a, d in ((x_train, np.float64), (y_train, np.int64), (x_test, np.float64), (y_test, np.int64))
+    ]
+    for array in arrays:
+        array.flags.writeable = False  # shared by every submission a grading process grades
+    return DigitsSplit(*arrays)
+
+
+@pytest.fixture(scope="session")
+def digits_split() -> DigitsSplit:
+    """1347 training and 450 test digits; the test labels never leave this process.
+
+    Loaded once per grading process (the tests are collected once and graded many times) and
+    read-only, so no submission's grading can change what the next one sees.
+    """
+    return _digits_split()
