@@ -21,7 +21,7 @@ class CliError(click.ClickException):
 
     def __init__(self, error: GraderError) -> None:
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click 8.2 types it ClassVar; click reads the instance
 
 
 def _console() -> Console:
