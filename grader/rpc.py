@@ -2,10 +2,15 @@
 
 A frame is ``MAGIC | u32 header length | u64 payload length | header JSON | payload``. The header
 is a JSON object; values inside it use a small tagged encoding so that tuples, bytes, dicts and
-numpy arrays survive the trip. Arrays travel as npy blobs in the payload and are read back with
-``allow_pickle=False``. Nothing is ever pickled or evaluated, and every length is capped before
-anything is allocated. This module is imported inside the sandbox: it needs only the stdlib and
-(lazily) numpy.
+numpy arrays survive the trip. Arrays travel as npy blobs in the payload; an npy header is parsed
+with numpy's own reader and object dtypes are refused. Nothing is ever pickled or evaluated, and
+every length is capped before anything is allocated. This module is imported inside the sandbox:
+it needs only the stdlib and (lazily) numpy.
+
+Large arrays are not copied on the way (issue 6): the sender writes each array's own memory with
+writev, and the receiver's arrays are views into the one buffer the frame was read into. Every
+blob starts at a multiple of 64 bytes in the payload (zero padding between blobs), and npy
+headers are padded to 64 bytes, so the views are aligned for any dtype.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import select
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 MAGIC = b"GRD1"
@@ -26,6 +32,11 @@ MAX_HEADER_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_BYTES = 512 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_ITEMS = 2_000_000
+BLOB_ALIGN = 64
+NPY_HEADER_MAX = 10_240  # numpy reads at most 10,000 header bytes unless told otherwise
+IOV_MAX = 512  # buffers per writev call; Linux allows 1024
+
+Buffer = bytes | bytearray | memoryview
 
 
 class FrameError(Exception):
@@ -49,13 +60,17 @@ def _type_name(value: object) -> str:
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
+def _aligned(offset: int) -> int:
+    return -(-offset // BLOB_ALIGN) * BLOB_ALIGN
+
+
 class _Encoder:
     def __init__(self) -> None:
-        self.blobs: list[bytes] = []
+        self.blobs: list[tuple[Buffer, ...]] = []  # each blob: the buffers it is made of
         self.items = 0
 
-    def blob(self, data: bytes) -> int:
-        self.blobs.append(data)
+    def blob(self, *parts: Buffer) -> int:
+        self.blobs.append(parts)
         return len(self.blobs) - 1
 
     def encode(self, value: Any, depth: int = 0) -> Any:
@@ -83,26 +98,29 @@ class _Encoder:
         numpy = sys.modules.get("numpy")
         if numpy is not None:
             if type(value) is numpy.ndarray:
-                return {"$a": self.blob(_array_to_npy(numpy, value))}
+                return {"$a": self.blob(*_array_to_npy(numpy, value))}
             scalar_types = numpy.bool_ | numpy.integer | numpy.floating
             if isinstance(value, scalar_types) and type(value).__module__ == "numpy":
                 return self.encode(value.item(), depth)
         torch = sys.modules.get("torch")
         if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
             array = value.detach().cpu().resolve_conj().resolve_neg().numpy()
-            return {"$a": self.blob(_array_to_npy(numpy, array))}
+            return {"$a": self.blob(*_array_to_npy(numpy, array))}
         raise UnsupportedValue(
             f"a value of type {_type_name(value)} cannot be returned; return plain data "
             "(numbers, strings, lists, tuples, dicts with str keys, numpy arrays or tensors)"
         )
 
 
-def _array_to_npy(numpy: Any, array: Any) -> bytes:
+def _array_to_npy(numpy: Any, array: Any) -> tuple[bytes, memoryview]:
+    """An npy header and a view of the array's own bytes (copied only if not C-contiguous)."""
     if array.dtype.hasobject or array.dtype.fields is not None:
         raise UnsupportedValue(f"numpy arrays of dtype {array.dtype} cannot cross the boundary")
-    buffer = io.BytesIO()
-    numpy.lib.format.write_array(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
+    header = io.BytesIO()
+    numpy.lib.format.write_array_header_2_0(header, numpy.lib.format.header_data_from_array_1_0(array))
+    return header.getvalue(), memoryview(array.reshape(-1).view(numpy.uint8))
 
 
 class _Decoder:
@@ -141,26 +159,49 @@ class _Decoder:
 
 
 def _npy_to_array(data: memoryview) -> Any:
+    """The array an npy blob holds, as a view into the frame's buffer (no copy of its data)."""
     import numpy
 
+    npy = numpy.lib.format
     try:
-        array = numpy.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # a corrupt blob can raise ValueError, EOFError, OverflowError...
+        stream = io.BytesIO(data[:NPY_HEADER_MAX])  # only the header region is copied
+        version = npy.read_magic(stream)
+        read_header = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}[version]
+        shape, fortran_order, dtype = read_header(stream)
+        if dtype.hasobject or dtype.fields is not None:
+            raise FrameError("array payload holds an object or structured dtype")
+        count = math.prod(shape)
+        if len(data) - stream.tell() != count * dtype.itemsize:
+            raise FrameError("array payload length does not match its npy header")
+        array = numpy.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+        array = array.reshape(shape, order="F" if fortran_order else "C")
+    except FrameError as exc:
+        raise FrameError(f"array payload is not a valid npy blob ({exc})") from None
+    except Exception as exc:  # a corrupt blob can raise ValueError, EOFError, KeyError, OverflowError...
         raise FrameError(f"array payload is not a valid npy blob ({type(exc).__name__})") from None
-    if type(array) is not numpy.ndarray or array.dtype.hasobject:
-        raise FrameError("array payload decoded to something other than a plain numpy array")
+    if not array.flags.aligned:
+        array = array.copy()  # never from our own encoder, whose blobs are aligned
     return array
 
 
-def encode_frame(header: dict[str, Any], value: Any = None) -> bytes:
-    """Build one frame; ``value`` is tag-encoded into header['value'], arrays into blobs."""
+def encode_frame(header: dict[str, Any], value: Any = None) -> list[Buffer]:
+    """One frame as the buffers to write in order; ``value`` goes into header['value'], arrays
+    into blobs that are views of the arrays themselves (keep them unchanged until written)."""
     encoder = _Encoder()
     body = dict(header)
     body["value"] = encoder.encode(value)
-    body["blobs"] = [len(blob) for blob in encoder.blobs]
+    lengths = [sum(len(memoryview(part).cast("B")) for part in parts) for parts in encoder.blobs]
+    body["blobs"] = lengths
     header_bytes = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-    payload = b"".join(encoder.blobs)
-    return _PREFIX.pack(MAGIC, len(header_bytes), len(payload)) + header_bytes + payload
+    buffers: list[Buffer] = []
+    offset = 0
+    for parts, length in zip(encoder.blobs, lengths, strict=True):
+        if offset != _aligned(offset):
+            buffers.append(bytes(_aligned(offset) - offset))
+            offset = _aligned(offset)
+        buffers.extend(parts)
+        offset += length
+    return [_PREFIX.pack(MAGIC, len(header_bytes), offset) + header_bytes, *buffers]
 
 
 def decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
@@ -174,23 +215,28 @@ def decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
     lengths = header.pop("blobs", [])
     if type(lengths) is not list or not all(type(n) is int and n >= 0 for n in lengths):
         raise FrameError("frame header has a malformed blob table")
-    if sum(lengths) != len(payload):
-        raise FrameError("frame payload length does not match its blob table")
     blobs, offset = [], 0
     for length in lengths:
+        offset = _aligned(offset)
         blobs.append(payload[offset : offset + length])
         offset += length
+    if offset != len(payload) or any(len(blob) != length for blob, length in zip(blobs, lengths, strict=True)):
+        raise FrameError("frame payload length does not match its blob table")
     if "value" in header:
         header["value"] = _Decoder(blobs).decode(header["value"])
     return header
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write every byte to a file descriptor (os.write may write only part)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def write_all(fd: int, data: Buffer | Sequence[Buffer]) -> None:
+    """Write every byte of one buffer, or of several in order with writev (no joining copy)."""
+    parts = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+    views = [view for view in (memoryview(part).cast("B") for part in parts) if len(view)]
+    while views:
+        written = os.writev(fd, views[:IOV_MAX])
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if written:
+            views[0] = views[0][written:]
 
 
 def _read_exact(fd: int, size: int, deadline: float | None) -> bytearray:

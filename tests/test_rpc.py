@@ -123,3 +123,64 @@ def test_closed_channel_and_timeout():
     with pytest.raises(rpc.ChannelClosed):
         rpc.read_frame(read)
     os.close(read)
+
+
+def _pipe_roundtrip(frame):
+    """Write a frame from a thread (it can be larger than the pipe's buffer) and read it back."""
+    import threading
+
+    read, write = os.pipe()
+    writer = threading.Thread(target=rpc.write_all, args=(write, frame))
+    writer.start()
+    try:
+        return rpc.read_frame(read)["value"]
+    finally:
+        writer.join()
+        os.close(read)
+        os.close(write)
+
+
+def test_arrays_are_sent_from_their_own_memory_and_received_as_views():
+    array = np.zeros(1000, dtype=np.float64)
+    frame = rpc.encode_frame({"id": 1}, {"x": array})
+    array[7] = 5.0  # changed after encoding, before writing: the frame holds no copy
+    back = _pipe_roundtrip(frame)["x"]
+    assert back[7] == 5.0
+    assert not back.flags.owndata and back.flags.writeable and back.flags.aligned
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+        np.arange(20, dtype=np.int16)[::3],
+        np.array(3.5),
+        np.zeros((0, 4), dtype=np.float32),
+        np.arange(5, dtype=">i4"),
+        np.array([True, False]),
+        np.array([1 + 2j], dtype=np.complex128),
+    ],
+    ids=["fortran", "strided", "0-d", "empty", "big-endian", "bool", "complex"],
+)
+def test_unusual_arrays_roundtrip(array):
+    back = roundtrip((b"x", array, b"yy", array))  # bytes between arrays shift the blob offsets
+    for got in back[1], back[3]:
+        assert got.dtype == array.dtype and got.shape == array.shape
+        np.testing.assert_array_equal(got, array)
+        assert got.flags.aligned
+
+
+def test_a_large_array_crosses_a_pipe_intact():
+    array = np.random.default_rng(0).standard_normal((2048, 4096)).astype(np.float32)  # 32 MB
+    back = _pipe_roundtrip(rpc.encode_frame({"id": 1}, [array, array[:3]]))
+    np.testing.assert_array_equal(back[0], array)
+    np.testing.assert_array_equal(back[1], array[:3])
+
+
+def test_npy_header_that_disagrees_with_the_blob_length_is_refused():
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.arange(4.0), allow_pickle=False)
+    blob = buffer.getvalue()[:-8]  # one float short
+    frame = _frame(b'{"value": {"$a": 0}, "blobs": [%d]}' % len(blob), blob)
+    with pytest.raises(rpc.FrameError, match="does not match its npy header"):
+        _read(frame)
