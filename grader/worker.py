@@ -249,22 +249,30 @@ def _warm_up_torch() -> None:
     """Pay torch's first-use costs (kernel dispatch, oneDNN set-up: ~1.4 s measured on the cnn
     solution) once in the zygote instead of in every child. One thread only, so no thread pool
     exists at fork time (the fork request re-checks); never touches CUDA.
+
+    With a CUDA build of torch, the first backward pass initialises the CUDA driver and starts
+    the autograd engine's device threads (seen on an H100 machine with torch 2.11+cu130: threads
+    "cuda…" and "pt_autograd_0", even with no GPU in the box), after which forking is unsafe and
+    the zygote would be refused. Such builds warm up the forward pass only.
     """
     torch = sys.modules.get("torch")
     if torch is None:
         return
     with contextlib.suppress(Exception):  # a warm-up failure only costs speed
         torch.set_num_threads(1)
-        images = torch.randn(4, 1, 8, 8, requires_grad=True)
-        conv = torch.nn.Conv2d(1, 2, 3, padding=1)
-        hidden = torch.nn.functional.max_pool2d(torch.relu(conv(images)), 2).flatten(1)
-        loss = torch.nn.functional.cross_entropy(
-            torch.nn.Linear(hidden.shape[1], 3)(hidden), torch.tensor([0, 1, 2, 0])
-        )
-        loss = loss + torch.tanh(torch.sigmoid(hidden)).sum()
-        optimizer = torch.optim.Adam(conv.parameters(), lr=1e-3)
-        loss.backward()
-        optimizer.step()
+        backward = not torch.backends.cuda.is_built()
+        with torch.set_grad_enabled(backward):
+            images = torch.randn(4, 1, 8, 8, requires_grad=backward)
+            conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+            hidden = torch.nn.functional.max_pool2d(torch.relu(conv(images)), 2).flatten(1)
+            loss = torch.nn.functional.cross_entropy(
+                torch.nn.Linear(hidden.shape[1], 3)(hidden), torch.tensor([0, 1, 2, 0])
+            )
+            loss = loss + torch.tanh(torch.sigmoid(hidden)).sum()
+        if backward:
+            optimizer = torch.optim.Adam(conv.parameters(), lr=1e-3)
+            loss.backward()
+            optimizer.step()
 
 
 def _is_cuda_oom(exc: BaseException) -> bool:
