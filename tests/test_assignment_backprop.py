@@ -86,3 +86,27 @@ def test_committed_template_is_generated_from_the_solution():
 def test_samples_have_no_solution_markers_leaking_hidden_code(name):
     text = (REPO_ROOT / "samples" / "backprop" / f"{name}.ipynb").read_text()
     assert "autograde_tests" not in text
+
+
+def test_stored_digits_split_is_scikit_learns_split():
+    """The hidden tests read the digits without importing scikit-learn (1.8 s per grading process);
+    the data and split they get must be exactly load_digits + train_test_split(random_state=0)."""
+    import importlib.util
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    spec = importlib.util.spec_from_file_location(
+        "backprop_conftest", REPO_ROOT / "autograde_tests/backprop/conftest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    stored = conftest._digits_split()
+    images, labels = load_digits(return_X_y=True)
+    expected = train_test_split(images / 16.0, labels, test_size=450, stratify=labels, random_state=0)
+    for got, want in zip((stored.x_train, stored.x_test, stored.y_train, stored.y_test), expected, strict=True):
+        assert got.dtype == (np.float64 if want.dtype.kind == "f" else np.int64)
+        np.testing.assert_array_equal(got, want)
+    assert not stored.x_train.flags.writeable
