@@ -2,14 +2,18 @@
 sandbox on whichever node Ray places it. Optional: `pip install ".[ray]"`.
 
 What travels: the assignment (spec, visible and hidden tests, probes, data) as one tar archive
-put once in Ray's object store, and each submission's bytes as a task argument. On the node the
-task unpacks them into a fresh private temporary folder (mode 0700) that the sandbox never
-mounts, grades, and deletes it. Solutions never travel. A task whose node dies is retried once
+put once in Ray's object store, and each submission's bytes as a task argument. A Ray worker
+process unpacks the archive once into a private temporary folder (mode 0700) that the sandbox
+never mounts, and keeps it, with its warm sandbox and collected tests, for the next tasks of the
+same archive; it is deleted when the process exits. Each submission is written to a folder of
+its own and deleted after grading. Solutions never travel. A task whose node dies is retried once
 by Ray (on another node if one is alive); a second loss becomes a grader_error report.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import io
 import os
 import shutil
@@ -39,27 +43,42 @@ def pack_assignment(assignment: Assignment) -> bytes:
     return buffer.getvalue()
 
 
+_unpacked: dict[str, Path] = {}  # archive sha256 -> its course folder, in this Ray worker process
+
+
+def _course_folder(bundle: bytes, name: str) -> Path:
+    """The archive unpacked once per worker process, so its tests are collected once (issue 6)."""
+    digest = hashlib.sha256(bundle).hexdigest()
+    course = _unpacked.get(digest)
+    if course is None or not course.is_dir():
+        scratch = Path(tempfile.mkdtemp(prefix="grader-course-"))  # 0700: other users cannot look in
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+            tar.extractall(scratch / "course", filter="data")
+        (scratch / "course" / "solutions" / name).mkdir(parents=True)
+        course = _unpacked[digest] = scratch / "course"
+    return course
+
+
 def grade_on_node(bundle: bytes, meta: dict[str, Any], data: bytes) -> tuple[str, str]:
     """The Ray task body: unpack privately, grade, clean up; returns (report JSON, node id)."""
     import ray
 
     from grader.api import grade
     from grader.spec import load_assignment
+    from grader.suite import shared_suites
 
     name, student_id, filename = meta["assignment"], meta["student_id"], meta["filename"]
     settings = GradeSettings.model_validate_json(meta["settings"])
     settings = _with_ray_gpu(settings, ray.get_gpu_ids(), meta["jobs_per_gpu"])
     node_id = ray.get_runtime_context().get_node_id()
-    scratch = Path(tempfile.mkdtemp(prefix="grader-task-"))  # 0700: other users cannot look in
+    course = _course_folder(bundle, name)
+    scratch = Path(tempfile.mkdtemp(prefix="grader-task-"))
     try:
-        with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
-            tar.extractall(scratch / "course", filter="data")
-        (scratch / "course" / "solutions" / name).mkdir(parents=True)
-        submission = scratch / "submission" / filename
-        submission.parent.mkdir()
+        submission = scratch / filename
         submission.write_bytes(data)
-        assignment = load_assignment(scratch / "course" / "assignments" / name)
-        report = grade(submission, assignment, settings, submission_id=student_id)
+        assignment = load_assignment(course / "assignments" / name)
+        report = grade(submission, assignment, settings, submission_id=student_id, suites=shared_suites())
         return report.model_dump_json(), node_id
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
