@@ -3,8 +3,9 @@
 The floor is the same hidden tests run in one plain process against the same student code: one
 pytest session, tests collected once, each submission's cells executed in-process, no sandbox,
 no per-submission start-up. The grader side is the real batch path (run_batch: pool, sandbox,
-gradebook). A hostile submission is graded too but left out of the ratio, since it cannot run
-unsandboxed. Usage (from the repository root):
+gradebook). With W workers the floor is also measured as W plain processes computing at once,
+which is what the machine can give in parallel. A hostile submission is graded too but left out
+of the ratio, since it cannot run unsandboxed. Usage (from the repository root):
 
     .venv/bin/python benchmarks/harness.py backprop --n 40
 """
@@ -146,6 +147,34 @@ def floor_seconds(assignment: Any, paths: list[Path]) -> float:
     return load_s + plugin.run_s
 
 
+def parallel_floor_seconds(assignment_name: str, paths: list[Path], processes: int) -> float:
+    """Wall time of `processes` plain floors computing at once, each on its share of the submissions.
+
+    What the machine itself gives when several processes compute at once (shared cores, caches,
+    memory bandwidth): the baseline for the grader with as many workers. Each process imports
+    what it needs first and says "ready"; all start together and each reports its own floor time
+    (imports excluded, as in the one-process floor); the slowest one is the wall time.
+    """
+    import subprocess
+
+    shares = [paths[i::processes] for i in range(processes)]
+    command = [sys.executable, __file__, assignment_name, "--floor-of"]
+    running = [
+        subprocess.Popen([*command, *map(str, share)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for share in shares
+    ]
+    for process in running:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    for process in running:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    seconds = [float(process.communicate()[0].strip().splitlines()[-1]) for process in running]
+    if any(process.returncode != 0 for process in running):
+        raise RuntimeError("a parallel floor process failed")
+    return max(seconds)
+
+
 def grader_seconds(assignment: Any, folder: Path, workers: int, out: Path) -> tuple[float, list[Any], list[float]]:
     """Wall time of the real batch path, its reports, and when each report arrived (s from start)."""
     intake = collect([folder], assignment.spec.notebook, out / "x")
@@ -177,8 +206,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--floor-of", type=Path, nargs="+", help=argparse.SUPPRESS)  # a parallel floor's share
     args = parser.parse_args()
     assignment = load_assignment(REPO / "assignments" / args.assignment)
+    if args.floor_of:  # one process of a parallel floor: import, say ready, wait for go
+        for name in assignment.spec.preload:
+            __import__(name)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print(floor_seconds(assignment, args.floor_of), flush=True)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "subs"
@@ -191,6 +228,7 @@ def main() -> None:
             "floor_per_submission_s": round(floor / args.n, 4), "runs": [],
         }  # fmt: skip
         for workers in args.workers:
+            parallel_floor = parallel_floor_seconds(args.assignment, paths, workers) if workers > 1 else floor
             wall, reports, arrivals = grader_seconds(assignment, folder, workers, Path(scratch) / f"out{workers}")
             steady, startup = steady_state(arrivals, workers, wall)
             sandbox_peaks = [r.resources.peak_rss_mb for r in reports if r.resources.peak_rss_mb]
@@ -203,6 +241,8 @@ def main() -> None:
                     round(steady * workers - floor / args.n, 4) if steady is not None else None
                 ),
                 "startup_s": round(startup, 2) if startup is not None else None,
+                "parallel_floor_wall_s": round(parallel_floor, 3),
+                "overhead_over_parallel_floor_s": round((wall - parallel_floor) * workers / args.n, 4),
                 "median_sandbox_peak_mb": round(statistics.median(sandbox_peaks), 1) if sandbox_peaks else None,
                 "scores": sorted({r.score for r in reports if r.score is not None}),
             })  # fmt: skip
@@ -226,6 +266,8 @@ COLUMNS = (
     ("overhead s / submission", "overhead_per_submission_s"), ("grader / floor", "ratio_to_floor"),
     ("steady wall s / submission", "steady_wall_per_submission_s"),
     ("steady overhead s / submission", "steady_overhead_per_submission_s"), ("start-up s", "startup_s"),
+    ("floor in parallel, wall s", "parallel_floor_wall_s"),
+    ("overhead over the parallel floor s / submission", "overhead_over_parallel_floor_s"),
     ("median sandbox peak MB", "median_sandbox_peak_mb"),
 )  # fmt: skip
 

@@ -1,7 +1,8 @@
 """Memory across many consecutive submissions graded by one warm worker: is there a leak?
 
 Samples the grading process's RSS and the warm worker's (zygote's) RSS at idle every --every
-submissions. Usage: .venv/bin/python benchmarks/leak.py backprop --n 200
+submissions. Grades as a pool process does: one warm zygote and one collected test suite.
+Usage: .venv/bin/python benchmarks/leak.py backprop --n 200
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from benchmarks.harness import make_submissions  # noqa: E402
 from grader.api import grade  # noqa: E402
 from grader.settings import GradeSettings  # noqa: E402
 from grader.spec import load_assignment  # noqa: E402
+from grader.suite import shared_suites  # noqa: E402
 from grader.zygote import shared_provider  # noqa: E402
 
 
@@ -54,8 +56,10 @@ def main() -> None:
         folder = Path(scratch)
         paths, _ = make_submissions(args.assignment, 20, folder)
         correct = [p for p in paths if "correct" in p.name]
+        suite = shared_suites().get(assignment.hidden_tests_dir)
         for i in range(args.n):
-            report = grade(correct[i % len(correct)], assignment, GradeSettings(sandbox="bwrap"))
+            settings = GradeSettings(sandbox="bwrap")
+            report = grade(correct[i % len(correct)], assignment, settings, suites=shared_suites())
             assert report.status == "graded", report.message
             if i % args.every == 0 or i == args.n - 1:
                 pid = zygote_pid()
@@ -68,6 +72,7 @@ def main() -> None:
         "zygote_growth_mb": None if first["zygote_rss_mb"] is None or last["zygote_rss_mb"] is None
         else round(last["zygote_rss_mb"] - first["zygote_rss_mb"], 1),
         "one_zygote_served_all": bool(shared_provider().zygote and shared_provider().zygote.children >= args.n),
+        "one_suite_served_all": shared_suites().get(assignment.hidden_tests_dir) is suite,
     }  # fmt: skip
     print(json.dumps(result, indent=2))
 
