@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.cgroups import sweep_stale_groups
 from grader.executors import Job, LocalExecutor
 from grader.gpu import LeaseManager
 from grader.gradebook import Gradebook, assignment_fingerprint
@@ -58,6 +59,7 @@ def run_batch(
     """Grade every candidate not already graded against this exact assignment."""
     summary = BatchSummary(total=len(intake.candidates), problems=list(intake.problems))
     gradebook = Gradebook.open(out_dir, assignment.name)
+    sweep_stale_groups()  # what an earlier run killed with -9 left behind
     try:
         fingerprint = assignment_fingerprint(assignment)
         todo: list[Candidate] = []

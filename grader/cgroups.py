@@ -176,6 +176,37 @@ class BoxCgroup:
                     time.sleep(0.01)
 
 
+def _group_dirs() -> list[Path]:
+    """Every box group on this machine, of any grader process, v1 controllers and v2 alike."""
+    parents = [CGROUP_ROOT / GROUP_PREFIX] + [CGROUP_ROOT / c for c in ("memory", "pids", "cpuacct")]
+    found: list[Path] = []
+    for parent in parents:
+        with contextlib.suppress(OSError):
+            found += [path for path in parent.glob(f"{GROUP_PREFIX}-*") if path.is_dir()]
+    return found
+
+
+def sweep_stale_groups(min_age_s: float = 600.0, groups: list[Path] | None = None) -> int:
+    """Remove empty box groups left by a grader that was killed (kill -9 skips its clean-up).
+
+    Each one holds kernel memory and the kernel caps the number of memory cgroups, so a machine
+    that grades for a whole term would fill up. A group is removed only if no process is in it
+    and it is older than ``min_age_s``: a live grader's group always holds its box, except in the
+    milliseconds between creating it and starting the box. Returns how many were removed.
+    ``groups`` limits the sweep to those folders (tests sweep only their own).
+    """
+    removed = 0
+    for path in _group_dirs() if groups is None else groups:
+        try:
+            if (path / "cgroup.procs").read_text().strip() or time.time() - path.stat().st_mtime < min_age_s:
+                continue
+            path.rmdir()
+            removed += 1
+        except OSError:
+            continue  # in use after all, or already gone: leave it
+    return removed
+
+
 def cgroup_support() -> str:
     """One line for `grader doctor`: which cgroup version is usable, or why none is."""
     group = BoxCgroup.create(memory_mb=64, processes=4)

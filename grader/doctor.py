@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.cgroups import cgroup_support
+from grader.cgroups import cgroup_support, sweep_stale_groups
 from grader.errors import GraderError
 from grader.faults import SubmissionFault
 from grader.sandbox import Box, BoxSettings, SandboxMode, bwrap_path
@@ -62,6 +62,9 @@ def run_checks() -> list[Check]:
     path = bwrap_path()
     checks.append(Check("bubblewrap", path is not None, path or "not installed (apt-get install bubblewrap)"))
     cgroups = cgroup_support()
+    swept = sweep_stale_groups()
+    if swept:
+        cgroups += f"; removed {swept} empty cgroup folders left by graders that were killed"
     checks.append(Check("cgroups", cgroups.startswith("cgroup v"), cgroups))
     checks.append(probe_sandbox("bwrap") if path else Check("sandbox", False, "needs bubblewrap"))
     checks.append(gpu_check())
