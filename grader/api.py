@@ -43,6 +43,14 @@ def _gpu_limits(spec: AssignmentSpec, settings: GradeSettings) -> tuple[Limits, 
     return limits, "", ""
 
 
+def _suite(tests_dir: Path, suites: SuiteCache | None) -> tuple[TestSuite | None, list[str]]:
+    """The collected tests, or None and why they could not be loaded (a grader problem)."""
+    try:
+        return (suites.get(tests_dir) if suites is not None else TestSuite(tests_dir)), []
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken conftest, or one calling sys.exit
+        return None, [f"the tests in {tests_dir} could not be loaded: {type(exc).__name__}: {exc}"]
+
+
 def _blocked_submission(path: Path, submission_id: str) -> Submission:
     """Stands in for a submission that could not be loaded; its hash if the bytes were readable."""
     try:
@@ -98,21 +106,20 @@ def grade(
         gpu_memory_cap_mb=_gpu_cap(spec.limits.gpu_memory_mb, settings.gpu_memory_cap_mb),
     )
     seed = spec.seed if settings.seed is None else settings.seed
+    suite, problems = _suite(tests_dir, suites)  # before the session: collecting is not the student's time
     provider = shared_provider() if settings.warm_workers and settings.sandbox == "bwrap" else None
     session = WorkerSession(
         submission, box_settings, spec.preload, seed, probes, blocked, provider,
         blocked_status="skipped" if blocked == skip_reason and skip_reason else "failed",
     )  # fmt: skip
     run = GradingRun(session)
-    collected, problems = 0, []
-    try:
-        suite = suites.get(tests_dir) if suites is not None else TestSuite(tests_dir)
-    except Exception as exc:  # noqa: BLE001 - a broken conftest is the grader's problem, reported as such
-        problems.append(f"the tests in {tests_dir} could not be loaded: {type(exc).__name__}: {exc}")
-        suite = None
+    collected = 0
     try:
         if suite is not None:
-            suite.run(run)
+            try:
+                suite.run(run)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - pytest.exit in a hidden test: a grader problem
+                problems.append(f"the tests in {tests_dir} stopped the run: {type(exc).__name__}: {exc}")
             collected = len(suite.items)
             problems += suite.collection_problems
     finally:

@@ -9,6 +9,10 @@ What is shared and what is not:
   on a submission (a data set cached with functools.lru_cache) is shared on purpose.
 - Fixtures of every scope are set up afresh for each submission and torn down after its last
   test, exactly as in a pytest session of its own: nothing a fixture holds reaches the next one.
+- Each run starts from the state right after collection, as a fresh pytest.main() would: the
+  global random generators (random, numpy, torch: a module-level np.random.seed(0) seeds every
+  submission alike), the markers, keywords and attributes of every collected node (a test that
+  calls request.applymarker), the session's failure counters and tmp_path_factory's folder.
 - The suite watches its folder: a file added, removed or changed makes `current()` false, and
   the cache below builds a new suite, so an edited hidden test is never graded with the old code.
 
@@ -22,10 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import shutil
 import sys
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _pytest.config import _prepareconfig
@@ -97,6 +104,60 @@ def forget_test_modules(tests_dir: Path) -> None:
             del sys.modules[name]
 
 
+def _own_keywords(node: Any) -> dict[str, Any]:
+    """The node's own keywords (NodeKeywords keeps them in ``_markers``, pytest 7 to 9)."""
+    keywords: dict[str, Any] = node.keywords._markers
+    return keywords
+
+
+class _Pristine:
+    """What a run may change and the next run must not see: saved after collection, restored."""
+
+    def __init__(self, session: pytest.Session) -> None:
+        nodes = {id(node): node for item in session.items for node in item.listchain()}
+        self.nodes: list[tuple[Any, frozenset[str], list[Any], dict[str, Any], set[str]]] = [
+            (node, frozenset(vars(node)), list(node.own_markers), dict(_own_keywords(node)),
+             set(node.extra_keyword_matches))
+            for node in nodes.values()
+        ]  # fmt: skip
+        self.random = random.getstate()
+        numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+        self.numpy = numpy.random.get_state() if numpy is not None else None
+        self.torch = torch.get_rng_state() if torch is not None else None
+
+    def restore(self, session: pytest.Session) -> None:
+        for node, keys, markers, keywords, extra in self.nodes:
+            for key in set(vars(node)) - keys:
+                delattr(node, key)  # attributes a test set on request.node
+            node.own_markers = list(markers)
+            _own_keywords(node).clear()
+            _own_keywords(node).update(keywords)
+            node.extra_keyword_matches = set(extra)
+            if isinstance(node, pytest.Item):
+                node.user_properties = []
+                node._report_sections = []  # captured output of the last run's tests
+        session.testsfailed = 0
+        session.shouldfail = session.shouldstop = False
+        random.setstate(self.random)
+        numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+        if numpy is not None and self.numpy is not None:
+            numpy.random.set_state(self.numpy)
+        if torch is not None and self.torch is not None:
+            torch.set_rng_state(self.torch)
+
+    @staticmethod
+    def clean_up(config: pytest.Config) -> None:
+        """After a run: no temporary folders, no traceback (of student data) kept alive."""
+        factory = getattr(config, "_tmp_path_factory", None)
+        basetemp = getattr(factory, "_basetemp", None)
+        if basetemp is not None:
+            shutil.rmtree(basetemp, ignore_errors=True)
+            factory._basetemp = None  # type: ignore[union-attr]  # the next run makes a fresh one
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            with contextlib.suppress(AttributeError):
+                delattr(sys, name)
+
+
 class TestSuite:
     """The tests of one folder, configured and collected once; `run` grades one submission."""
 
@@ -135,6 +196,9 @@ class TestSuite:
             self.config.hook.pytest_collection(session=self.session)
         finally:
             os.chdir(cwd)
+        self.pristine = _Pristine(self.session)
+        if self.collection_problems:
+            self.broken = True  # collect again for the next submission: the problem may be passing
 
     @property
     def collection_problems(self) -> list[str]:
@@ -154,6 +218,7 @@ class TestSuite:
             return  # pytest would refuse to run; the report says why
         items = self.session.items
         cwd = os.getcwd()
+        self.pristine.restore(self.session)
         self.plugin.begin(grading_run)
         try:
             with _without_outer_assert_rewriting():
@@ -165,6 +230,7 @@ class TestSuite:
             raise
         finally:
             self.plugin.end()
+            self.pristine.clean_up(self.config)
             os.chdir(cwd)
 
     def close(self) -> None:

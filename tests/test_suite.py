@@ -104,3 +104,88 @@ def test_tests_that_cannot_be_imported_are_a_grader_error(make_course, tmp_path,
     for report in reports:
         assert report.status == "grader_error" and report.score is None
         assert "could not be loaded" in report.message and "no_such_module_here" in report.message
+
+
+# Each test below changes something a reused pytest session would carry into the next run.
+CARRIERS = """
+import numpy as np
+import pytest
+from grader.testing import points, expect_scalar
+
+np.random.seed(0)  # module level: runs once per process now, so the suite must restore the state
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    return tmp_path_factory.mktemp("checkpoints", numbered=False)  # exists already if not cleaned up
+
+@points(1)
+def test_counters_and_random_state_are_fresh(request, submission, checkpoints):
+    assert request.session.testsfailed == 0, f"testsfailed is {request.session.testsfailed}"
+    first = np.random.randn()
+    assert abs(first - 1.764052345967664) < 1e-12, f"the first draw after seeding was {first}"
+
+@points(1)
+def test_node_changes_are_forgotten(request, submission):
+    assert not hasattr(request.node, "carried"), "an attribute set by the last run is still there"
+    request.node.carried = True
+    request.node.add_marker(pytest.mark.skip(reason="a marker added by the last run"))
+
+@points(3)
+def test_answer(submission):
+    assert expect_scalar(submission.answer(), "answer()") == 42, "answer() is not 42"
+"""
+
+
+def test_each_run_starts_from_the_state_after_collection(make_course, tmp_path, sandbox_mode):
+    assignment = load_assignment(make_course(CARRIERS) / "assignments" / "toy")
+    settings = GradeSettings(sandbox=sandbox_mode)
+    suites = SuiteCache()
+    try:
+        reports = [
+            grade(_submission(tmp_path, f"s{i}", a), assignment, settings, suites=suites)
+            for i, a in enumerate([7, 42, 42])
+        ]
+        assert len(suites.suites) == 1
+    finally:
+        suites.close()
+    assert [r.status for r in reports] == ["graded"] * 3
+    expected = [
+        ("test_counters_and_random_state_are_fresh", "passed", 1.0),
+        ("test_node_changes_are_forgotten", "passed", 1.0),
+        ("test_answer", "passed", 3.0),
+    ]
+    assert [_summary(r) for r in reports[1:]] == [expected, expected]
+    assert reports[0].score == 2
+
+
+def test_sys_exit_while_loading_the_tests_is_a_grader_error(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN)
+    (course / "autograde_tests" / "toy" / "conftest.py").write_text("import sys\nsys.exit(0)\n")
+    assignment = load_assignment(course / "assignments" / "toy")
+    suites = SuiteCache()
+    try:
+        report = grade(_submission(tmp_path, "a", 42), assignment, GradeSettings(sandbox=sandbox_mode), suites=suites)
+    finally:
+        suites.close()
+    assert report.status == "grader_error" and report.score is None
+    assert "could not be loaded: SystemExit" in report.message
+
+
+def test_a_passing_collection_error_is_collected_again(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN)
+    flag = tmp_path / "flaky"
+    flag.write_text("")
+    (course / "autograde_tests" / "toy" / "test_flaky.py").write_text(
+        f"import os\nif os.path.exists({str(flag)!r}):\n    raise RuntimeError('a passing failure')\n"
+    )
+    assignment = load_assignment(course / "assignments" / "toy")
+    settings = GradeSettings(sandbox=sandbox_mode)
+    suites = SuiteCache()
+    try:
+        first = grade(_submission(tmp_path, "a", 42), assignment, settings, suites=suites)
+        flag.unlink()  # nothing in the tests folder changes
+        second = grade(_submission(tmp_path, "b", 42), assignment, settings, suites=suites)
+    finally:
+        suites.close()
+    assert first.status == "grader_error" and "a passing failure" in first.message
+    assert second.status == "graded" and second.score == 6
