@@ -9,8 +9,10 @@ it needs only the stdlib and (lazily) numpy.
 
 Large arrays are not copied on the way (issue 6): the sender writes each array's own memory with
 writev, and the receiver's arrays are views into the one buffer the frame was read into. Every
-blob starts at a multiple of 64 bytes in the payload (zero padding between blobs), and npy
-headers are padded to 64 bytes, so the views are aligned for any dtype.
+blob starts at a multiple of 64 bytes in the payload (zero padding between blobs) and npy
+headers are padded to 64 bytes; the payload buffer itself is only as aligned as malloc makes it
+(16 bytes), which is enough for every numpy dtype (an unaligned view would be copied). Each blob
+may be referenced once, so two decoded arrays never share memory.
 """
 
 from __future__ import annotations
@@ -124,14 +126,23 @@ def _array_to_npy(numpy: Any, array: Any) -> tuple[bytes, memoryview]:
 
 
 class _Decoder:
-    def __init__(self, blobs: list[memoryview]) -> None:
-        self.blobs = blobs
+    def __init__(self, payload: memoryview, offsets: list[int], lengths: list[int]) -> None:
+        self.payload, self.offsets, self.lengths = payload, offsets, lengths
+        self.used: set[int] = set()
         self.items = 0
 
     def blob(self, index: Any) -> memoryview:
-        if type(index) is not int or not 0 <= index < len(self.blobs):
+        """A blob, sliced only when referenced; each at most once (decoded arrays never share memory)."""
+        if type(index) is not int or not 0 <= index < len(self.offsets):
             raise FrameError("frame references a payload blob that does not exist")
-        return self.blobs[index]
+        if index in self.used:
+            raise FrameError("frame references one payload blob twice")
+        self.used.add(index)
+        start = self.offsets[index]
+        gap_start = self.offsets[index - 1] + self.lengths[index - 1] if index else 0
+        if any(self.payload[gap_start:start]):
+            raise FrameError("frame has non-zero padding between payload blobs")
+        return self.payload[start : start + self.lengths[index]]
 
     def decode(self, node: Any, depth: int = 0) -> Any:
         self.items += 1
@@ -205,7 +216,20 @@ def encode_frame(header: dict[str, Any], value: Any = None) -> list[Buffer]:
 
 
 def decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
-    """Parse and strictly validate a frame's header and payload into plain data."""
+    """Parse and strictly validate a frame's header and payload into plain data.
+
+    Whatever the bytes, this returns plain data or raises FrameError: the frames come from
+    student code, and any other exception would look like a bug in the grader.
+    """
+    try:
+        return _decode_frame(header_bytes, payload)
+    except FrameError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. ValueError (a 5000-digit int), RecursionError ("[[[...")
+        raise FrameError(f"frame cannot be decoded ({type(exc).__name__})") from None
+
+
+def _decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
     try:
         header = json.loads(header_bytes)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -213,17 +237,19 @@ def decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
     if type(header) is not dict:
         raise FrameError("frame header is not a JSON object")
     lengths = header.pop("blobs", [])
-    if type(lengths) is not list or not all(type(n) is int and n >= 0 for n in lengths):
+    if type(lengths) is not list or len(lengths) > MAX_ITEMS:
         raise FrameError("frame header has a malformed blob table")
-    blobs, offset = [], 0
-    for length in lengths:
+    offsets, offset = [], 0
+    for length in lengths:  # plain arithmetic: no view is made until a value refers to a blob
+        if type(length) is not int or length < 0:
+            raise FrameError("frame header has a malformed blob table")
         offset = _aligned(offset)
-        blobs.append(payload[offset : offset + length])
+        offsets.append(offset)
         offset += length
-    if offset != len(payload) or any(len(blob) != length for blob, length in zip(blobs, lengths, strict=True)):
+    if offset != len(payload):
         raise FrameError("frame payload length does not match its blob table")
     if "value" in header:
-        header["value"] = _Decoder(blobs).decode(header["value"])
+        header["value"] = _Decoder(payload, offsets, lengths).decode(header["value"])
     return header
 
 
@@ -231,12 +257,14 @@ def write_all(fd: int, data: Buffer | Sequence[Buffer]) -> None:
     """Write every byte of one buffer, or of several in order with writev (no joining copy)."""
     parts = [data] if isinstance(data, bytes | bytearray | memoryview) else data
     views = [view for view in (memoryview(part).cast("B") for part in parts) if len(view)]
-    while views:
-        written = os.writev(fd, views[:IOV_MAX])
-        while views and written >= len(views[0]):
-            written -= len(views.pop(0))
+    first = 0  # views before this one are fully written
+    while first < len(views):
+        written = os.writev(fd, views[first : first + IOV_MAX])
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
         if written:
-            views[0] = views[0][written:]
+            views[first] = views[first][written:]
 
 
 def _read_exact(fd: int, size: int, deadline: float | None) -> bytearray:

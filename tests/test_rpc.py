@@ -184,3 +184,54 @@ def test_npy_header_that_disagrees_with_the_blob_length_is_refused():
     frame = _frame(b'{"value": {"$a": 0}, "blobs": [%d]}' % len(blob), blob)
     with pytest.raises(rpc.FrameError, match="does not match its npy header"):
         _read(frame)
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (_frame(b'{"value": ' + b"9" * 5000 + b"}"), "cannot be decoded"),  # int over Python's digit limit
+        (_frame(b"[" * 50_000), "cannot be decoded|not valid JSON"),  # recursion in the JSON parser (fits a pipe)
+        (_frame(b'{"value": {"$t": [{"$b": 0}, {"$b": 0}]}, "blobs": [2]}', b"ab"), "one payload blob twice"),
+        (_frame(b'{"value": [{"$b": 0}, {"$b": 1}], "blobs": [1, 1]}', b"a" + b"x" * 63 + b"b"), "non-zero padding"),
+        (_frame(b'{"blobs": [0, 0, -1]}'), "malformed blob table"),
+    ],
+    ids=["huge-int", "deep-json", "blob-twice", "padding", "negative-length"],
+)
+def test_hostile_frames_are_frame_errors_and_nothing_else(frame, message):
+    with pytest.raises(rpc.FrameError, match=message):
+        _read(frame)
+
+
+def test_a_huge_blob_table_costs_no_views():
+    """A million empty blobs used to make a million memoryviews before anything was checked."""
+    import threading
+    import tracemalloc
+
+    header = b'{"blobs": [' + b",".join([b"0"] * 1_000_000) + b"]}"
+    read, write = os.pipe()
+    writer = threading.Thread(target=rpc.write_all, args=(write, _frame(header)))  # larger than a pipe holds
+    writer.start()
+    tracemalloc.start()
+    try:
+        rpc.read_frame(read)
+    finally:
+        writer.join()
+        os.close(read)
+        os.close(write)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 80 * 2**20, f"decoding an empty blob table peaked at {peak / 2**20:.0f} MB"
+
+
+def test_write_all_keeps_order_across_partial_writes_of_many_buffers(monkeypatch):
+    written = bytearray()
+
+    def short_writev(fd, views):  # writes at most 7 bytes a call, like a full pipe would
+        taken = b"".join(bytes(v) for v in views)[:7]
+        written.extend(taken)
+        return len(taken)
+
+    monkeypatch.setattr(rpc.os, "writev", short_writev)
+    parts = [bytes([i % 251]) * (i % 5) for i in range(2000)]
+    rpc.write_all(0, parts)
+    assert bytes(written) == b"".join(parts)
