@@ -46,9 +46,12 @@ def pack_assignment(assignment: Assignment) -> bytes:
 _unpacked: dict[str, Path] = {}  # archive sha256 -> its course folder, in this Ray worker process
 
 
-def _course_folder(bundle: bytes, name: str) -> Path:
-    """The archive unpacked once per worker process, so its tests are collected once (issue 6)."""
-    digest = hashlib.sha256(bundle).hexdigest()
+def _course_folder(bundle: bytes, digest: str, name: str) -> Path:
+    """The archive unpacked once per worker process, so its tests are collected once (issue 6).
+
+    Removed when the process exits normally; a Ray worker killed with SIGKILL leaves it (0700)
+    in the node's temporary folder.
+    """
     course = _unpacked.get(digest)
     if course is None or not course.is_dir():
         scratch = Path(tempfile.mkdtemp(prefix="grader-course-"))  # 0700: other users cannot look in
@@ -72,7 +75,7 @@ def grade_on_node(bundle: bytes, meta: dict[str, Any], data: bytes) -> tuple[str
     settings = GradeSettings.model_validate_json(meta["settings"])
     settings = _with_ray_gpu(settings, ray.get_gpu_ids(), meta["jobs_per_gpu"])
     node_id = ray.get_runtime_context().get_node_id()
-    course = _course_folder(bundle, name)
+    course = _course_folder(bundle, meta["bundle_sha256"], name)
     scratch = Path(tempfile.mkdtemp(prefix="grader-task-"))
     try:
         submission = scratch / filename
@@ -120,12 +123,14 @@ class RayExecutor:
             max_retries=TASK_RETRIES,  # a lost node or killed worker: once more elsewhere
             retry_exceptions=False,  # a grader bug is not retried: it becomes a report below
         )
-        bundle = ray.put(pack_assignment(assignment))
+        packed = pack_assignment(assignment)
+        bundle, bundle_sha256 = ray.put(packed), hashlib.sha256(packed).hexdigest()
         settings_json = settings.model_dump_json()
         pending: dict[Any, Job] = {}
         for job in jobs:
             meta = {"assignment": assignment.name, "student_id": job.student_id, "filename": job.path.name,
-                    "settings": settings_json, "jobs_per_gpu": self.jobs_per_gpu}  # fmt: skip
+                    "settings": settings_json, "jobs_per_gpu": self.jobs_per_gpu,
+                    "bundle_sha256": bundle_sha256}  # fmt: skip
             ref = remote.remote(bundle, meta, job.path.read_bytes())
             pending[ref] = job
         while pending:
