@@ -100,10 +100,10 @@ def grade(
     do_export: bool,
 ) -> None:
     """Grade INPUTS (notebooks, .py files, folders, LMS .zip exports) against ASSIGNMENT."""
-    from grader.batch import default_workers
-    from grader.intake import collect
+    from grader.batch.intake import collect
+    from grader.batch.runner import default_workers
+    from grader.grading.spec import load_assignment
     from grader.settings import GradeSettings
-    from grader.spec import load_assignment
 
     console = _console()
     try:
@@ -119,7 +119,7 @@ def grade(
     runner = None
     if executor == "ray":
         try:
-            from grader.ray_executor import RayExecutor
+            from grader.batch.ray_executor import RayExecutor
         except ImportError:
             raise CliError(UsageError("the Ray executor needs Ray: pip install '.[ray]'")) from None
         runner = RayExecutor(ray_address, jobs_per_gpu)
@@ -130,7 +130,7 @@ def _gpu_leases(policy: str, gpus: str | None, jobs_per_gpu: int) -> Any:
     """A lease manager over the chosen GPUs, or None for CPU-only assignments and machines."""
     if policy == "none":
         return None
-    from grader.gpu import LeaseManager, discover_gpus, select_gpus
+    from grader.sandbox.gpu import LeaseManager, discover_gpus, select_gpus
 
     devices = select_gpus(discover_gpus(), gpus)
     return LeaseManager(devices, jobs_per_gpu) if devices else None
@@ -164,9 +164,9 @@ def _run_batch(
     leases: Any = None,
     runner: Any = None,
 ) -> None:
-    from grader.batch import run_batch
-    from grader.console import BatchProgress, print_batch_summary, print_report
-    from grader.exports import write_exports
+    from grader.batch.console import BatchProgress, print_batch_summary, print_report
+    from grader.batch.exports import write_exports
+    from grader.batch.runner import run_batch
 
     progress = BatchProgress(console)
     try:
@@ -209,11 +209,11 @@ def _run_batch(
 @click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
 def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) -> None:
     """Run the visible tests on your NOTEBOOK and explain what to fix."""
-    from grader.api import grade as grade_one
-    from grader.console import print_report
+    from grader.batch.console import print_report
     from grader.doctor import probe_sandbox
+    from grader.grading.pipeline import grade as grade_one
     from grader.settings import GradeSettings
-    from grader.student import find_assignment_for
+    from grader.student.check import find_assignment_for
 
     console = _console()
     try:
@@ -247,7 +247,7 @@ def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) 
 )
 def export(out_dir: Path, formats: tuple[str, ...]) -> None:
     """Write exports of the gradebook in OUT_DIR to OUT_DIR/export."""
-    from grader.exports import FORMATS, write_exports
+    from grader.batch.exports import FORMATS, write_exports
 
     try:
         written = write_exports(out_dir, formats or FORMATS)
@@ -270,8 +270,8 @@ def export(out_dir: Path, formats: tuple[str, ...]) -> None:
 @click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
 def release_command(assignment: str, out_dir: Path, course_dir: Path | None) -> None:
     """Write the student bundle of ASSIGNMENT: template, visible tests, public assignment.toml."""
-    from grader.authoring import release
-    from grader.spec import load_assignment
+    from grader.authoring.release import release
+    from grader.grading.spec import load_assignment
 
     try:
         target = release(load_assignment(assignment, course_dir), out_dir)
@@ -286,9 +286,9 @@ def release_command(assignment: str, out_dir: Path, course_dir: Path | None) -> 
 @click.option("--sandbox", type=click.Choice(["bwrap", "none"]), default="bwrap", show_default=True)
 def verify(assignments: tuple[str, ...], course_dir: Path | None, sandbox: str) -> None:
     """For CI: every solution scores full marks, every template zero, templates in sync."""
+    from grader.authoring.verify import verify_assignment
+    from grader.grading.spec import load_assignment
     from grader.settings import GradeSettings
-    from grader.spec import load_assignment
-    from grader.verify import verify_assignment
 
     console = _console()
     course = (course_dir or Path.cwd()).resolve()
@@ -331,9 +331,9 @@ def verify(assignments: tuple[str, ...], course_dir: Path | None, sandbox: str) 
 @click.option("--sandbox", type=click.Choice(["bwrap", "none"]), default="bwrap", show_default=True)
 def calibrate(assignment: str, seeds: int, margin: float, course_dir: Path | None, sandbox: str) -> None:
     """Grade the solution of ASSIGNMENT under several seeds and propose thresholds for its metrics."""
-    from grader.calibrate import calibrate as run_calibration
+    from grader.authoring.calibrate import calibrate as run_calibration
+    from grader.grading.spec import load_assignment
     from grader.settings import GradeSettings
-    from grader.spec import load_assignment
 
     console = _console()
     try:

@@ -29,14 +29,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from grader.batch import run_batch  # noqa: E402
-from grader.intake import collect  # noqa: E402
+from grader.batch.intake import collect  # noqa: E402
+from grader.batch.runner import run_batch  # noqa: E402
+from grader.grading.spec import load_assignment  # noqa: E402
+from grader.grading.submission import load_submission  # noqa: E402
+from grader.grading.suite import pytest_args  # noqa: E402 - the same pytest options as the real grader
+from grader.grading.testing import Credit  # noqa: E402
+from grader.inside.worker import Worker  # noqa: E402
 from grader.settings import GradeSettings  # noqa: E402
-from grader.spec import load_assignment  # noqa: E402
-from grader.submission import load_submission  # noqa: E402
-from grader.suite import pytest_args  # noqa: E402 - the same pytest options as the real grader
-from grader.testing import Credit  # noqa: E402
-from grader.worker import Worker  # noqa: E402
 
 HOSTILE = "\n\ndef _spin():\n    while True:\n        pass\n\n_spin()\n"
 

@@ -17,11 +17,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.harness import make_submissions  # noqa: E402
-from grader.api import grade  # noqa: E402
+from grader.grading.pipeline import grade  # noqa: E402
+from grader.grading.spec import load_assignment  # noqa: E402
+from grader.grading.suite import shared_suites  # noqa: E402
+from grader.sandbox.zygote import shared_provider  # noqa: E402
 from grader.settings import GradeSettings  # noqa: E402
-from grader.spec import load_assignment  # noqa: E402
-from grader.suite import shared_suites  # noqa: E402
-from grader.zygote import shared_provider  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

@@ -21,11 +21,11 @@ import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from benchmarks.harness import make_submissions  # noqa: E402
-from grader.batch import run_batch  # noqa: E402
-from grader.intake import collect  # noqa: E402
-from grader.ray_executor import RayExecutor  # noqa: E402
+from grader.batch.intake import collect  # noqa: E402
+from grader.batch.ray_executor import RayExecutor  # noqa: E402
+from grader.batch.runner import run_batch  # noqa: E402
+from grader.grading.spec import load_assignment  # noqa: E402
 from grader.settings import GradeSettings  # noqa: E402
-from grader.spec import load_assignment  # noqa: E402
 
 
 def main() -> None:

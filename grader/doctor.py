@@ -7,11 +7,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.cgroups import cgroup_support, sweep_stale_groups
 from grader.errors import GraderError
-from grader.faults import SubmissionFault
-from grader.sandbox import Box, BoxSettings, SandboxMode, bwrap_path
-from grader.spec import Limits
+from grader.grading.spec import Limits
+from grader.sandbox.box import Box, BoxSettings, SandboxMode, bwrap_path
+from grader.sandbox.cgroups import cgroup_support, sweep_stale_groups
+from grader.sandbox.faults import SubmissionFault
 
 
 @dataclass
@@ -39,7 +39,7 @@ def probe_sandbox(mode: SandboxMode = "bwrap") -> Check:
 
 def gpu_check() -> Check:
     """Which GPUs grading would lease, and whether the sandbox can reach CUDA on them."""
-    from grader.gpu import discover_gpus
+    from grader.sandbox.gpu import discover_gpus
 
     devices = discover_gpus()
     if not devices:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.gpu import GpuDevice
+from grader.sandbox.gpu import GpuDevice
 
 
 class GradeSettings(BaseModel):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.api import grade
-from grader.report import SubmissionReport
+from grader.grading.pipeline import grade
+from grader.grading.report import SubmissionReport
+from grader.grading.spec import load_assignment
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
 
 HIDDEN = """
 import numpy as np
@@ -128,9 +128,9 @@ def test_hidden_test_syntax_error_is_grader_error(make_course, tmp_path, sandbox
 
 
 def test_worker_that_cannot_start_is_grader_error(make_course, tmp_path, monkeypatch):
-    import grader.sandbox
+    import grader.sandbox.box
 
-    monkeypatch.setattr(grader.sandbox, "WORKER_BOOT", "raise SystemExit(7)")
+    monkeypatch.setattr(grader.sandbox.box, "WORKER_BOOT", "raise SystemExit(7)")
     course = make_course(HIDDEN, PROBES)
     report = run(course, tmp_path, GOOD, sandbox="none")
     assert report.status == "grader_error"

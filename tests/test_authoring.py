@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from grader.authoring import release, strip_solution
-from grader.calibrate import calibrate, propose
+from grader.authoring.calibrate import calibrate, propose
+from grader.authoring.release import release, strip_solution
+from grader.authoring.verify import verify_assignment
 from grader.errors import UsageError
+from grader.grading.spec import load_assignment
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
-from grader.verify import verify_assignment
 from tests.conftest import write_notebook
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from grader.api import grade
-from grader.batch import run_batch
+from grader.batch.exports import write_exports
+from grader.batch.gradebook import Gradebook
+from grader.batch.intake import collect
+from grader.batch.runner import run_batch
 from grader.errors import UsageError
-from grader.exports import write_exports
-from grader.gradebook import Gradebook
-from grader.intake import collect
+from grader.grading.pipeline import grade
+from grader.grading.spec import load_assignment
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
 
 HIDDEN = """
 import numpy as np

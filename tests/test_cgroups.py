@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from grader.cgroups import BoxCgroup, sweep_stale_groups
+from grader.sandbox.cgroups import BoxCgroup, sweep_stale_groups
 
 
 @pytest.fixture

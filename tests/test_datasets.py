@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.api import grade
-from grader.datasets import DatasetError, load_split, read_idx
+from grader.grading.pipeline import grade
+from grader.grading.spec import load_assignment
+from grader.inside.datasets import DatasetError, load_split, read_idx
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
@@ -93,7 +93,7 @@ def test_data_dir_is_mounted_read_only(make_course, tmp_path, mnist_like, sandbo
     student = tmp_path / "student.py"
     student.write_text(
         "from pathlib import Path\n"
-        "from grader.datasets import load_split\n"
+        "from grader.inside.datasets import load_split\n"
         "def count():\n"
         "    return len(load_split(Path('/data'), 'train')[1])\n"
         "def try_write():\n"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import run_batch
-from grader.exports import write_exports
-from grader.intake import collect
+from grader.batch.exports import write_exports
+from grader.batch.intake import collect
+from grader.batch.runner import run_batch
+from grader.grading.spec import load_assignment
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
 from tests.conftest import REPO_ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import gpu
 from grader.errors import UsageError
-from grader.gpu import (
+from grader.sandbox import gpu
+from grader.sandbox.gpu import (
     GpuDevice,
     GpuTimer,
     LeaseManager,
@@ -355,7 +355,7 @@ def test_memory_cap_does_not_import_torch() -> None:
         """
         import os, sys
         os.environ["GRADER_GPU_MEMORY_MB"] = "1024"
-        from grader.gpu import apply_gpu_memory_cap_in_worker
+        from grader.sandbox.gpu import apply_gpu_memory_cap_in_worker
         assert apply_gpu_memory_cap_in_worker() is None
         assert "torch" not in sys.modules, "torch was imported"
         """
@@ -454,7 +454,7 @@ def test_discovery_never_raises() -> None:
 
 MATMUL_ON_LEASED_DEVICE = """
 import json, time, torch
-from grader.gpu import apply_gpu_memory_cap_in_worker
+from grader.sandbox.gpu import apply_gpu_memory_cap_in_worker
 fraction = apply_gpu_memory_cap_in_worker()
 a = torch.randn(2048, 2048, device="cuda")
 started, steps = time.monotonic(), 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from grader.api import grade
 from grader.errors import SpecError
+from grader.grading.pipeline import grade
+from grader.grading.spec import load_assignment
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
 
 HIDDEN = """
 from grader.testing import points, expect_scalar

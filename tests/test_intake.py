@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.intake import ArchiveError, collect, parse_student, safe_extract
+from grader.batch.intake import ArchiveError, collect, parse_student, safe_extract
 
 
 @pytest.mark.parametrize(
@@ -99,11 +99,11 @@ def test_archive_attacks_are_refused_with_one_message(tmp_path, members, symlink
 
 
 def test_lying_size_header_is_caught_while_streaming(tmp_path, monkeypatch):
-    import grader.intake
+    import grader.batch.intake
 
     archive = make_zip(tmp_path / "export.zip", {"big.ipynb": b"1" * 4096})
-    monkeypatch.setattr(grader.intake, "MAX_MEMBER_BYTES", 1000)
-    monkeypatch.setattr(grader.intake, "_check_member", lambda archive, member: None)  # header says it's fine
+    monkeypatch.setattr(grader.batch.intake, "MAX_MEMBER_BYTES", 1000)
+    monkeypatch.setattr(grader.batch.intake, "_check_member", lambda archive, member: None)  # header says it's fine
     with pytest.raises(ArchiveError, match="expands past its size cap"):
         safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "out" / "big.ipynb").exists()

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import run_batch
-from grader.intake import collect
+from grader.batch.intake import collect
+from grader.batch.runner import run_batch
+from grader.grading.spec import load_assignment
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
 
 # Loopback only: Ray would otherwise bind its test cluster to the machine's network address.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install '.[ray]'")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from grader.ray_executor import RayExecutor  # noqa: E402
+from grader.batch.ray_executor import RayExecutor  # noqa: E402
 from tests.test_batch import CORRECT, HIDDEN, HOSTILE, WRONG, comparable  # noqa: E402
 
 pytestmark = pytest.mark.slow

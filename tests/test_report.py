@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from grader.report import SCHEMA_VERSION, SubmissionReport, json_schema, read_report, truncate
+from grader.grading.report import SCHEMA_VERSION, SubmissionReport, json_schema, read_report, truncate
 from tests.conftest import REPO_ROOT
 
 

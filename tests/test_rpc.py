@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader import rpc
+from grader.inside import rpc
 
 
 def roundtrip(value):

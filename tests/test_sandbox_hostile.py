@@ -9,10 +9,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from grader.api import grade
-from grader.report import SubmissionReport
+from grader.grading.pipeline import grade
+from grader.grading.report import SubmissionReport
+from grader.grading.spec import load_assignment
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
 
 HIDDEN = """
 import numpy as np

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from grader.errors import SpecError
-from grader.spec import load_assignment, load_spec
+from grader.grading.spec import load_assignment, load_spec
 
 
 def write_spec(tmp_path: Path, text: str) -> Path:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from grader.spec import StaticPolicy
-from grader.static_checks import check_cells
-from grader.submission import Cell
+from grader.grading.spec import StaticPolicy
+from grader.grading.static_checks import check_cells
+from grader.grading.submission import Cell
 
 POLICY = StaticPolicy(forbidden_imports=["torch.nn.functional", "sklearn"], forbidden_calls=["nn.LSTM", "nn.LSTMCell"])
 

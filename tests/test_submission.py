@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from grader.submission import MAX_SUBMISSION_BYTES, InvalidSubmission, load_submission
+from grader.grading.submission import MAX_SUBMISSION_BYTES, InvalidSubmission, load_submission
 from tests.conftest import write_notebook
 
 

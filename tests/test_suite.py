@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grader.api import grade
+from grader.grading.pipeline import grade
+from grader.grading.spec import load_assignment
+from grader.grading.suite import SuiteCache
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
-from grader.suite import SuiteCache
 
 # Fixtures of every scope hold a list that each test appends the student's answer to; if any
 # fixture outlived a submission, the second student's lists would also hold the first answer.

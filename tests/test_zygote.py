@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.api import grade
+from grader.grading.pipeline import grade
+from grader.grading.spec import load_assignment
+from grader.sandbox.zygote import BoxProvider
 from grader.settings import GradeSettings
-from grader.spec import load_assignment
-from grader.zygote import BoxProvider
 
 HIDDEN = """
 from grader.testing import points
@@ -64,7 +64,7 @@ def leave():
 
 
 def run(course: Path, tmp_path: Path, name: str, source: str, provider: BoxProvider):
-    from grader import api
+    from grader.grading import pipeline as api
 
     path = tmp_path / f"{name}.py"
     path.write_text(source)

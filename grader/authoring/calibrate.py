@@ -5,11 +5,11 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from grader.api import grade
 from grader.errors import GraderError
+from grader.grading.pipeline import grade
+from grader.grading.spec import Assignment
+from grader.grading.suite import SuiteCache
 from grader.settings import GradeSettings
-from grader.spec import Assignment
-from grader.suite import SuiteCache
 
 LOWER_IS_BETTER = ("loss", "error", "time_s", "seconds")
 

@@ -11,7 +11,7 @@ from typing import Any
 import nbformat
 
 from grader.errors import UsageError
-from grader.spec import Assignment
+from grader.grading.spec import Assignment
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

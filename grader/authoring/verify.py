@@ -6,11 +6,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.api import grade
-from grader.authoring import release, template_text
+from grader.authoring.release import release, template_text
+from grader.grading.pipeline import grade
+from grader.grading.spec import Assignment
+from grader.grading.suite import SuiteCache
 from grader.settings import GradeSettings
-from grader.spec import Assignment
-from grader.suite import SuiteCache
 
 
 @dataclass

@@ -17,10 +17,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from grader.report import SubmissionReport
+from grader.grading.report import SubmissionReport
 
 if TYPE_CHECKING:
-    from grader.batch import BatchSummary
+    from grader.batch.runner import BatchSummary
 
 STATUS_STYLE = {
     "passed": "green", "failed": "red", "error": "red", "timeout": "yellow", "memory": "yellow",

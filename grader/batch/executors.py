@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import __version__
-from grader.gpu import LeaseManager
-from grader.report import Resources, SubmissionInfo, SubmissionReport
+from grader.grading.report import Resources, SubmissionInfo, SubmissionReport
+from grader.grading.spec import Assignment
+from grader.sandbox.gpu import LeaseManager
 from grader.settings import GradeSettings
-from grader.spec import Assignment
 
 MAX_ATTEMPTS = 2
 
@@ -29,8 +29,8 @@ class Job:
 
 def grade_job(job: Job, assignment: Assignment, settings: GradeSettings) -> str:
     """Runs in a pool process; a bug in the grader becomes a grader_error report, never a crash."""
-    from grader.api import grade
-    from grader.suite import shared_suites
+    from grader.grading.pipeline import grade
+    from grader.grading.suite import shared_suites
 
     try:
         report = grade(job.path, assignment, settings, submission_id=job.student_id, suites=shared_suites())

@@ -19,8 +19,8 @@ from typing import IO
 
 from grader import __version__
 from grader.errors import UsageError
-from grader.report import SubmissionReport
-from grader.spec import Assignment
+from grader.grading.report import SubmissionReport
+from grader.grading.spec import Assignment
 
 GRADEBOOK_FILE = "gradebook.sqlite"
 LOCK_FILE = ".grader.lock"

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from grader.executors import Job, grader_error_report
-from grader.report import SubmissionReport
+from grader.batch.executors import Job, grader_error_report
+from grader.grading.report import SubmissionReport
+from grader.grading.spec import Assignment
 from grader.settings import GradeSettings
-from grader.spec import Assignment
 
 TASK_RETRIES = 1
 
@@ -67,9 +67,9 @@ def grade_on_node(bundle: bytes, meta: dict[str, Any], data: bytes) -> tuple[str
     """The Ray task body: unpack privately, grade, clean up; returns (report JSON, node id)."""
     import ray
 
-    from grader.api import grade
-    from grader.spec import load_assignment
-    from grader.suite import shared_suites
+    from grader.grading.pipeline import grade
+    from grader.grading.spec import load_assignment
+    from grader.grading.suite import shared_suites
 
     name, student_id, filename = meta["assignment"], meta["student_id"], meta["filename"]
     settings = GradeSettings.model_validate_json(meta["settings"])
@@ -91,7 +91,7 @@ def _with_ray_gpu(settings: GradeSettings, gpu_ids: list[Any], jobs_per_gpu: int
     """Lease the device Ray assigned to this task (its share: 1/jobs_per_gpu of the memory)."""
     if not gpu_ids:
         return settings
-    from grader.gpu import discover_gpus
+    from grader.sandbox.gpu import discover_gpus
 
     assigned = {str(gpu_id) for gpu_id in gpu_ids}
     devices = [d for d in discover_gpus() if str(d.index) in assigned or d.uuid in assigned]

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.cgroups import sweep_stale_groups
-from grader.executors import Job, LocalExecutor
-from grader.gpu import LeaseManager
-from grader.gradebook import Gradebook, assignment_fingerprint
-from grader.intake import Candidate, Intake
-from grader.report import SubmissionReport, write_report
+from grader.batch.executors import Job, LocalExecutor
+from grader.batch.gradebook import Gradebook, assignment_fingerprint
+from grader.batch.intake import Candidate, Intake
+from grader.grading.report import SubmissionReport, write_report
+from grader.grading.spec import Assignment
+from grader.sandbox.cgroups import sweep_stale_groups
+from grader.sandbox.gpu import LeaseManager
 from grader.settings import GradeSettings
-from grader.spec import Assignment
 
 
 @dataclass

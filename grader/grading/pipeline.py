@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 from grader import __version__
-from grader.gpu import cpu_fallback_limits, gpu_plan
-from grader.report import Resources, SubmissionInfo, SubmissionReport, TestResult, truncate
-from grader.sandbox import BoxSettings
-from grader.session import WorkerSession
+from grader.grading.report import CellOutcome, Resources, SubmissionInfo, SubmissionReport, TestResult, truncate
+from grader.grading.session import SessionTotals, WorkerSession
+from grader.grading.spec import Assignment, AssignmentSpec, Limits
+from grader.grading.static_checks import check_cells
+from grader.grading.submission import Cell, InvalidSubmission, Submission, load_submission
+from grader.grading.suite import SuiteCache, TestSuite
+from grader.grading.testing import GradingRun
+from grader.sandbox.box import BoxSettings
+from grader.sandbox.gpu import cpu_fallback_limits, gpu_plan
+from grader.sandbox.zygote import shared_provider
 from grader.settings import GradeSettings
-from grader.spec import Assignment, AssignmentSpec, Limits
-from grader.static_checks import check_cells
-from grader.submission import Cell, InvalidSubmission, Submission, load_submission
-from grader.suite import SuiteCache, TestSuite
-from grader.testing import GradingRun
-from grader.zygote import shared_provider
 
 
 def _gpu_cap(spec_cap: int | None, lease_cap: int | None) -> int | None:
@@ -60,43 +62,59 @@ def _blocked_submission(path: Path, submission_id: str) -> Submission:
     return Submission(id=submission_id, path=path, sha256=sha256, cells=(Cell(0, ""),))
 
 
-def grade(
-    submission_path: Path,
-    assignment: Assignment,
-    settings: GradeSettings | None = None,
-    submission_id: str | None = None,
-    suites: SuiteCache | None = None,
-) -> SubmissionReport:
-    """Grade one submission file against one assignment; never raises for bad student input.
+@dataclass
+class _Loaded:
+    """The submission as read and statically checked: what blocks its tests, if anything."""
 
-    ``suites`` keeps the collected tests between calls (grading processes pass theirs); without
-    it the tests are collected for this call alone.
-    """
-    settings = settings or GradeSettings()
-    started = time.monotonic()
-    spec = assignment.spec
-    submission_id = submission_id or submission_path.stem
-    status, message, blocked = "graded", "", None
-    warnings: list[str] = []
+    submission: Submission
+    status: str = "graded"
+    message: str = ""
+    blocked: str | None = None
+    warnings: list[str] = dc_field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """How this submission runs: the box, the seed, and why its tests are skipped (if they are)."""
+
+    box: BoxSettings
+    seed: int
+    skip_reason: str
+    warnings: list[str]
+
+
+@dataclass
+class _Ran:
+    """What running the tests left: the outcomes, grader problems, the box's totals and cells."""
+
+    run: GradingRun
+    problems: list[str]
+    collected: int
+    totals: SessionTotals
+    cells: list[CellOutcome]
+
+
+def _load(submission_path: Path, submission_id: str, spec: AssignmentSpec) -> _Loaded:
+    """Step 1: read the file and apply the static rules, outside the sandbox."""
     try:
         submission = load_submission(submission_path, submission_id)
-        warnings += submission.warnings
-        violations = check_cells(submission.cells, spec.static)
-        if violations:
-            listed = "; ".join(v.describe() for v in violations[:5])
-            blocked = f"not graded: the submission uses what this assignment forbids: {listed}"
-            warnings.append(blocked)
     except InvalidSubmission as exc:
-        submission = _blocked_submission(submission_path, submission_id)
-        status, message, blocked = "invalid_submission", str(exc), f"not graded: {exc}"
+        blocked = _blocked_submission(submission_path, submission_id)
+        return _Loaded(blocked, "invalid_submission", str(exc), f"not graded: {exc}")
+    loaded = _Loaded(submission, warnings=list(submission.warnings))
+    violations = check_cells(submission.cells, spec.static)
+    if violations:
+        listed = "; ".join(v.describe() for v in violations[:5])
+        loaded.blocked = f"not graded: the submission uses what this assignment forbids: {listed}"
+        loaded.warnings.append(loaded.blocked)
+    return loaded
+
+
+def _plan(assignment: Assignment, settings: GradeSettings) -> _Plan:
+    """Step 2: the limits (GPU policy applied), what the box may see, and the seed."""
+    spec = assignment.spec
     limits, gpu_note, skip_reason = _gpu_limits(spec, settings)
-    if gpu_note:
-        warnings.append(gpu_note)
-    if skip_reason and blocked is None:
-        blocked = skip_reason
-    tests_dir = assignment.hidden_tests_dir if settings.tests == "hidden" else assignment.visible_tests_dir
-    probes = assignment.probes_path.read_text() if assignment.probes_path.exists() else None
-    box_settings = BoxSettings(
+    box = BoxSettings(
         mode=settings.sandbox,
         limits=limits,
         threads=settings.threads or limits.threads,
@@ -106,11 +124,21 @@ def grade(
         gpu_memory_cap_mb=_gpu_cap(spec.limits.gpu_memory_mb, settings.gpu_memory_cap_mb),
     )
     seed = spec.seed if settings.seed is None else settings.seed
+    return _Plan(box, seed, skip_reason, [gpu_note] if gpu_note else [])
+
+
+def _run_tests(
+    loaded: _Loaded, plan: _Plan, assignment: Assignment, settings: GradeSettings, suites: SuiteCache | None
+) -> _Ran:
+    """Step 3: run the collected tests against the submission in its sandbox."""
+    tests_dir = assignment.hidden_tests_dir if settings.tests == "hidden" else assignment.visible_tests_dir
+    probes = assignment.probes_path.read_text() if assignment.probes_path.exists() else None
     suite, problems = _suite(tests_dir, suites)  # before the session: collecting is not the student's time
     provider = shared_provider() if settings.warm_workers and settings.sandbox == "bwrap" else None
+    skipped = bool(plan.skip_reason) and loaded.blocked == plan.skip_reason
     session = WorkerSession(
-        submission, box_settings, spec.preload, seed, probes, blocked, provider,
-        blocked_status="skipped" if blocked == skip_reason and skip_reason else "failed",
+        loaded.submission, plan.box, assignment.spec.preload, plan.seed, probes, loaded.blocked, provider,
+        blocked_status="skipped" if skipped else "failed",
     )  # fmt: skip
     run = GradingRun(session)
     collected = 0
@@ -126,6 +154,18 @@ def grade(
         totals = session.close()
         if suite is not None and suites is None:
             suite.close()
+    problems += [o.grader_problem for o in run.outcomes if o.grader_problem]
+    if not run.outcomes and not problems:
+        problems.append(f"no tests were collected from {tests_dir} ({collected} items)")
+    return _Ran(run, problems, collected, totals, session.cells or [])
+
+
+def _build_report(
+    submission_path: Path, loaded: _Loaded, plan: _Plan, ran: _Ran, spec: AssignmentSpec, settings: GradeSettings,
+    started: float,
+) -> SubmissionReport:  # fmt: skip
+    """Step 4: the report; a grader problem makes it `grader_error` with no score, never a zero."""
+    status, message, totals = loaded.status, loaded.message, ran.totals
     tests = [
         TestResult(
             id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,
@@ -133,25 +173,24 @@ def grade(
             visible=o.visible,
             metrics=o.metrics,
         )
-        for o in run.outcomes
+        for o in ran.run.outcomes
     ]  # fmt: skip
-    problems += [o.grader_problem for o in run.outcomes if o.grader_problem]
-    if not run.outcomes and not problems:
-        problems.append(f"no tests were collected from {tests_dir} ({collected} items)")
-    if problems:
-        status, message = "grader_error", truncate("; ".join(problems))
-    elif skip_reason and status == "graded":
-        status, message = "grader_error", skip_reason  # an environment problem: rerun on a GPU machine
+    if ran.problems:
+        status, message = "grader_error", truncate("; ".join(ran.problems))
+    elif plan.skip_reason and status == "graded":
+        status, message = "grader_error", plan.skip_reason  # an environment problem: rerun on a GPU machine
+    warnings = loaded.warnings + plan.warnings
     if totals.output_bytes >= spec.limits.output_bytes > 0:
         warnings.append(f"output was cut at the limit of {spec.limits.output_bytes} bytes")
-    score = None if status == "grader_error" else round(sum(t.score for t in tests), 6)
+    on_gpu = plan.box.gpu_device is not None
+    submission = loaded.submission
     return SubmissionReport(
         grader_version=__version__,
         assignment=spec.name,
         submission=SubmissionInfo(id=submission.id, path=str(submission_path), sha256=submission.sha256 or None),
         status=status,
         message=message,
-        score=score,
+        score=None if status == "grader_error" else round(sum(t.score for t in tests), 6),
         max_score=sum(t.max_score for t in tests),
         tests=tests,
         resources=Resources(
@@ -160,12 +199,35 @@ def grade(
             peak_rss_mb=round(totals.peak_rss_mb, 2) if totals.worker_starts else None,
             output_bytes=totals.output_bytes,
             worker_starts=totals.worker_starts,
-            gpu_s=round(totals.gpu_s, 4) if box_settings.gpu_device is not None else None,
-            gpu_peak_mb=totals.gpu_peak_mb if box_settings.gpu_device is not None else None,
+            gpu_s=round(totals.gpu_s, 4) if on_gpu else None,
+            gpu_peak_mb=totals.gpu_peak_mb if on_gpu else None,
         ),
         warnings=[truncate(w, 500) for w in warnings],
-        cells=session.cells or [],
+        cells=ran.cells,
         output=truncate("".join(totals.output), 20_000),
-        seed=seed,
+        seed=plan.seed,
         sandbox=settings.sandbox,
     )
+
+
+def grade(
+    submission_path: Path,
+    assignment: Assignment,
+    settings: GradeSettings | None = None,
+    submission_id: str | None = None,
+    suites: SuiteCache | None = None,
+) -> SubmissionReport:
+    """Grade one submission file against one assignment; never raises for bad student input.
+
+    The pipeline: load (and check statically), plan the box, run the tests, build the report.
+    ``suites`` keeps the collected tests between calls (grading processes pass theirs); without
+    it the tests are collected for this call alone.
+    """
+    settings = settings or GradeSettings()
+    started = time.monotonic()
+    loaded = _load(submission_path, submission_id or submission_path.stem, assignment.spec)
+    plan = _plan(assignment, settings)
+    if plan.skip_reason and loaded.blocked is None:
+        loaded.blocked = plan.skip_reason
+    ran = _run_tests(loaded, plan, assignment, settings, suites)
+    return _build_report(submission_path, loaded, plan, ran, assignment.spec, settings, started)

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import SandboxFailure
-from grader.faults import CallTimeout, NotGraded, NotRun, SubmissionFault
-from grader.gpu import GpuTimer
-from grader.report import CellOutcome
-from grader.sandbox import Box, BoxSettings
-from grader.submission import Submission
-from grader.zygote import BoxProvider, ZygoteChild
+from grader.grading.report import CellOutcome
+from grader.grading.submission import Submission
+from grader.sandbox.box import Box, BoxSettings
+from grader.sandbox.faults import CallTimeout, NotGraded, NotRun, SubmissionFault
+from grader.sandbox.gpu import GpuTimer
+from grader.sandbox.zygote import BoxProvider, ZygoteChild
 
 # Starting a sandbox and its interpreter; a loaded machine can take seconds.
 STARTUP_TIMEOUT_S = 60.0

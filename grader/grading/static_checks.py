@@ -10,8 +10,8 @@ import ast
 import fnmatch
 from dataclasses import dataclass
 
-from grader.spec import StaticPolicy
-from grader.submission import Cell
+from grader.grading.spec import StaticPolicy
+from grader.grading.submission import Cell
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from _pytest.config import _prepareconfig
 
-from grader.testing import GradingPlugin, GradingRun
+from grader.grading.testing import GradingPlugin, GradingRun
 
 
 def pytest_args(tests_dir: Path) -> list[str]:

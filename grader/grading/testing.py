@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from grader.errors import SandboxFailure
-from grader.faults import SubmissionFault
-from grader.session import WorkerSession
+from grader.grading.session import WorkerSession
+from grader.sandbox.faults import SubmissionFault
 
 __all__ = [
     "points", "limits", "expect_array", "expect_tuple", "expect_scalar", "assert_close",

@@ -2,7 +2,7 @@
 
 Runs inside bubblewrap as an unprivileged user with a cleared environment. It trusts nothing it
 runs and is trusted by nothing: every value it sends back is re-validated by the grader, and no
-score is ever decided here. Only the stdlib, grader.rpc and the preloaded modules are imported.
+score is ever decided here. Only the stdlib, grader.inside and the preloaded modules are imported.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import traceback
 import types
 from typing import Any
 
-from grader import rpc
+from grader.inside import rpc
 
 STUDENT_MODULE = "submission"
 PROBES_MODULE = "probes"
@@ -109,7 +109,7 @@ class Worker:
         self.seed, self.threads = int(request.get("seed", 0)), int(request.get("threads", 1))
         seed_everything(self.seed, self.threads)
         if "GRADER_GPU_MEMORY_MB" in os.environ:  # before any student code touches the GPU
-            from grader.gpu import apply_gpu_memory_cap_in_worker
+            from grader.inside.cuda import apply_gpu_memory_cap_in_worker
 
             apply_gpu_memory_cap_in_worker()
         sys.modules[STUDENT_MODULE] = self.module
@@ -278,7 +278,7 @@ def _warm_up_torch() -> None:
 def _is_cuda_oom(exc: BaseException) -> bool:
     if "torch" not in sys.modules:
         return False
-    from grader.gpu import classify_cuda_error
+    from grader.inside.cuda import classify_cuda_error
 
     return classify_cuda_error(str(exc)) == "memory"
 

@@ -20,16 +20,19 @@ from typing import Any, Literal
 
 from grader.errors import UsageError
 
+# What runs inside the box lives in grader.inside.cuda; re-exported for the grader's side.
+from grader.inside.cuda import MEMORY_CAP_ENV, apply_gpu_memory_cap_in_worker, classify_cuda_error
+
+__all__ = ["MEMORY_CAP_ENV", "apply_gpu_memory_cap_in_worker", "classify_cuda_error"]
+
 GpuPolicy = Literal["none", "optional", "required"]
 # "cpu": the assignment never uses a GPU; "gpu": lease one; "cpu-fallback": an optional assignment on
 # a machine without GPUs, run on the CPU with its CPU limit scaled; "skip": a required GPU is absent,
 # the GPU tests end as `skipped` (never a zero).
 GpuPlan = Literal["cpu", "gpu", "cpu-fallback", "skip"]
-MEMORY_CAP_ENV = "GRADER_GPU_MEMORY_MB"
 # Control nodes every CUDA process opens; the per-device node /dev/nvidia<minor> is added per lease.
 # /dev/nvidia-caps (MIG) and /dev/nvidia-modeset (display) are deliberately left out.
 CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools")
-CUDA_OOM_MARKERS = ("cuda out of memory", "cublas_status_alloc_failed", "cudnn_status_alloc_failed", "out of memory")
 TORCH_PROBE_TIMEOUT_S = 120.0
 # Run in a child: prints [index, name, MiB, uuid, minor] per device. The minor number (the device
 # node's) comes from the driver's /proc entry for the device's PCI address, where torch has it.
@@ -322,34 +325,6 @@ def cpu_fallback_limits(cpu_s: int, factor: float) -> int:
     if not factor > 0:
         raise ValueError(f"the CPU fallback factor must be positive (got {factor})")
     return math.ceil(cpu_s * factor)
-
-
-def apply_gpu_memory_cap_in_worker() -> float | None:
-    """In the sandbox, before student code: cap torch's CUDA allocator to GRADER_GPU_MEMORY_MB.
-
-    Returns the fraction set, or None (no cap, torch not imported, no CUDA); never imports torch.
-    Student code can lift this soft cap; the hard one is watched from outside (gpu_memory_used_mb).
-    """
-    torch = sys.modules.get("torch")
-    raw = os.environ.get(MEMORY_CAP_ENV, "")
-    if torch is None or not raw.isdigit():
-        return None
-    try:
-        if not torch.cuda.is_available():
-            return None
-        device = torch.cuda.current_device()
-        total = int(torch.cuda.get_device_properties(device).total_memory)
-        fraction = min(1.0, int(raw) * 2**20 / total)
-        torch.cuda.set_per_process_memory_fraction(fraction, device)
-        return fraction
-    except Exception:  # noqa: BLE001 - a broken CUDA here shows up as the student's first CUDA error
-        return None
-
-
-def classify_cuda_error(message: str) -> str | None:
-    """Return "memory" when an exception's text says CUDA ran out of memory, else None."""
-    lowered = message.lower()
-    return "memory" if any(marker in lowered for marker in CUDA_OOM_MARKERS) else None
 
 
 def _nvml_query(device: GpuDevice, query: str, *args: Any) -> Any:

@@ -14,8 +14,8 @@ import contextlib
 import time
 from typing import Any
 
-from grader.faults import SubmissionFault, WorkerCrashed
-from grader.sandbox import Box, BoxSettings, BoxUsage
+from grader.sandbox.box import Box, BoxSettings, BoxUsage
+from grader.sandbox.faults import SubmissionFault, WorkerCrashed
 
 PRELOAD_TIMEOUT_S = 120.0
 CHILD_EXIT_TIMEOUT_S = 10.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grader.errors import UsageError
-from grader.spec import SPEC_FILE, Assignment, load_assignment, load_spec
+from grader.grading.spec import SPEC_FILE, Assignment, load_assignment, load_spec
 
 
 def find_assignment_for(notebook: Path, name: str | None, course_dir: Path | None) -> Assignment:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from grader.batch.exports.gradescope import write_gradescope
+from grader.batch.exports.html import write_feedback, write_summary
+from grader.batch.exports.tables import write_csv, write_junit
+from grader.batch.gradebook import read_rows
 from grader.errors import UsageError
-from grader.exports.gradescope import write_gradescope
-from grader.exports.html import write_feedback, write_summary
-from grader.exports.tables import write_csv, write_junit
-from grader.gradebook import read_rows
 
 FORMATS = ("csv", "html", "junit", "gradescope")
 EXPORT_SUBDIR = "export"

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.gradebook import Row
-from grader.report import SubmissionReport
+from grader.batch.gradebook import Row
+from grader.grading.report import SubmissionReport
 
 
 def gradescope_results(report: SubmissionReport) -> dict[str, Any]:

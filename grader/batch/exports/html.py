@@ -12,8 +12,8 @@ from pathlib import Path
 
 from jinja2 import Environment, select_autoescape
 
-from grader.exports.plots import histogram, pass_rates
-from grader.gradebook import Row
+from grader.batch.exports.plots import histogram, pass_rates
+from grader.batch.gradebook import Row
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 

@@ -6,7 +6,7 @@ import csv
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from grader.gradebook import Row
+from grader.batch.gradebook import Row
 
 
 def test_names(rows: list[Row]) -> list[str]:
