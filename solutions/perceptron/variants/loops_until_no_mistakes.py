@@ -1,0 +1,38 @@
+"""Bug: trains 'until an epoch without mistakes', ignoring epochs.
+
+On separable data the curve stops early (half the curve test); on XOR it never stops and the call
+hits the 5 s limit (status timeout)."""
+
+# %%
+import numpy as np
+
+
+# %%
+def perceptron_predict(X, w, b):
+    scores = X @ w + b
+    return np.where(scores >= 0, 1, -1)
+
+
+# %%
+def perceptron_update(w, b, x, y, lr):
+    if y * (np.dot(w, x) + b) <= 0:
+        return w + lr * y * x, float(b + lr * y)
+    return w.copy(), float(b)
+
+
+# %%
+def train_perceptron(X, y, epochs, lr=1.0):
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if np.any((y != -1) & (y != 1)):
+        raise ValueError("labels must be -1 or +1; for 0/1 labels pass 2 * y - 1")
+    w, b = np.zeros(X.shape[1]), 0.0
+    mistakes_per_epoch = []
+    while not mistakes_per_epoch or mistakes_per_epoch[-1] > 0:
+        mistakes = 0
+        for x_i, y_i in zip(X, y, strict=True):
+            if y_i * (np.dot(w, x_i) + b) <= 0:
+                mistakes += 1
+                w, b = perceptron_update(w, b, x_i, y_i, lr)
+        mistakes_per_epoch.append(mistakes)
+    return w, b, mistakes_per_epoch

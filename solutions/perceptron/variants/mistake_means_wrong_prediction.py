@@ -1,0 +1,39 @@
+"""Bug: a mistake is 'perceptron_predict gets it wrong', so a point on the boundary with y = +1 causes
+no update.
+
+The boundary update test fails, and since every run starts on the boundary (w = 0, b = 0), so do the
+exact weights and curves."""
+
+# %%
+import numpy as np
+
+
+# %%
+def perceptron_predict(X, w, b):
+    scores = X @ w + b
+    return np.where(scores >= 0, 1, -1)
+
+
+# %%
+def perceptron_update(w, b, x, y, lr):
+    if perceptron_predict(x[None, :], w, b)[0] != y:
+        return w + lr * y * x, float(b + lr * y)
+    return w.copy(), float(b)
+
+
+# %%
+def train_perceptron(X, y, epochs, lr=1.0):
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if np.any((y != -1) & (y != 1)):
+        raise ValueError("labels must be -1 or +1; for 0/1 labels pass 2 * y - 1")
+    w, b = np.zeros(X.shape[1]), 0.0
+    mistakes_per_epoch = []
+    for _ in range(epochs):
+        mistakes = 0
+        for x_i, y_i in zip(X, y, strict=True):
+            if perceptron_predict(x_i[None, :], w, b)[0] != y_i:
+                mistakes += 1
+                w, b = perceptron_update(w, b, x_i, y_i, lr)
+        mistakes_per_epoch.append(mistakes)
+    return w, b, mistakes_per_epoch
