@@ -9,6 +9,7 @@ from pathlib import Path
 
 from grader.errors import GraderError
 from grader.grading.spec import Limits
+from grader.inside.seccomp import DENIED_X86_64
 from grader.sandbox.box import Box, BoxSettings, SandboxMode, bwrap_path
 from grader.sandbox.cgroups import cgroup_support, sweep_stale_groups
 from grader.sandbox.faults import SubmissionFault
@@ -23,8 +24,13 @@ class Check:
 
 def probe_sandbox(mode: SandboxMode = "bwrap") -> Check:
     """Start a real box and ask it a question; the answer or the reason it failed."""
+    return probe_isolation(mode)[0]
+
+
+def probe_isolation(mode: SandboxMode = "bwrap") -> list[Check]:
+    """The sandbox check, then what the box said of its syscall filter and which uid it ran as."""
     if mode == "bwrap" and bwrap_path() is None:
-        return Check("sandbox", False, "bwrap not found: apt-get install bubblewrap")
+        return [Check("sandbox", False, "bwrap not found: apt-get install bubblewrap")]
     try:
         box = Box(BoxSettings(mode=mode, limits=Limits(memory_mb=256, processes=16)))
         try:
@@ -33,8 +39,14 @@ def probe_sandbox(mode: SandboxMode = "bwrap") -> Check:
         finally:
             box.close()
     except (GraderError, SubmissionFault, OSError) as exc:
-        return Check("sandbox", False, str(exc))
-    return Check("sandbox", True, f"{mode} box started and answered")
+        return [Check("sandbox", False, str(exc))]
+    installed = box.seccomp == "installed"
+    denied = f"{len(DENIED_X86_64)} calls denied (keyrings, bpf, io_uring, ptrace, mount, ...), sockets only Unix/IP"
+    return [
+        Check("sandbox", True, f"{mode} box started and answered"),
+        Check("syscall filter", installed, f"seccomp installed: {denied}" if installed else box.seccomp),
+        Check("uid mapping", True, box.uid_mapping.describe()),
+    ]
 
 
 def gpu_check() -> Check:
@@ -66,6 +78,6 @@ def run_checks() -> list[Check]:
     if swept:
         cgroups += f"; removed {swept} empty cgroup folders left by graders that were killed"
     checks.append(Check("cgroups", cgroups.startswith("cgroup v"), cgroups))
-    checks.append(probe_sandbox("bwrap") if path else Check("sandbox", False, "needs bubblewrap"))
+    checks += probe_isolation("bwrap") if path else [Check("sandbox", False, "needs bubblewrap")]
     checks.append(gpu_check())
     return checks

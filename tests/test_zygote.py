@@ -117,15 +117,27 @@ def leave():
     assert [t.status for t in report.tests] == ["passed", "passed"], report.tests[1].message
 
 
-def test_killing_the_zygote_only_costs_a_new_zygote(make_course, tmp_path, sandbox_mode, provider):
+def test_a_submission_cannot_kill_the_zygote(make_course, tmp_path, sandbox_mode, provider):
+    # The zygote is the box's PID 1 (bwrap --as-pid-1): the kernel drops signals sent to a
+    # namespace's init from inside it, SIGKILL included, so the next submission reuses it.
     course = make_course(HIDDEN)
-    killer = (
-        "import os, signal\ndef leftovers():\n    return []\ndef leave():\n    os.kill(os.getppid(), signal.SIGKILL)\n"
-    )
+    killer = "import os, signal\ndef leftovers():\n    return []\ndef leave():\n    os.kill(1, signal.SIGKILL)\n"
     report = run(course, tmp_path, "killer", killer, provider)
     assert report.status == "graded"
-    assert [t.status for t in report.tests] == ["passed", "passed"]  # its own calls still returned
+    assert [t.status for t in report.tests] == ["passed", "passed"]
     first_zygote = provider.zygote
+    after = run(course, tmp_path, "checker", CHECKER, provider)
+    assert [t.status for t in after.tests] == ["passed", "passed"], after.tests[0].message
+    assert provider.zygote is first_zygote
+
+
+def test_a_zygote_killed_from_outside_only_costs_a_new_zygote(make_course, tmp_path, sandbox_mode, provider):
+    course = make_course(HIDDEN)
+    honest = "def leftovers():\n    return []\ndef leave():\n    pass\n"
+    assert run(course, tmp_path, "first", honest, provider).status == "graded"
+    first_zygote = provider.zygote
+    first_zygote.box.process.kill()  # the OOM killer or a TA's kill, not the student
+    first_zygote.box.process.wait()
     after = run(course, tmp_path, "checker", CHECKER, provider)
     assert [t.status for t in after.tests] == ["passed", "passed"], after.tests[0].message
     assert provider.zygote is not first_zygote

@@ -25,10 +25,12 @@ from grader.sandbox.bwrap import (
     SandboxMode,
     bwrap_command,
     bwrap_path,
+    mounted_sources,
     worker_env,
 )
 from grader.sandbox.cgroups import BoxCgroup
 from grader.sandbox.faults import CallTimeout, InvalidValue, OutOfMemory, StudentError, WorkerCrashed
+from grader.sandbox.hostuid import UidMapping, choose_host_uid, drop_privileges
 
 __all__ = ["SANDBOX_UID", "BoxSettings", "SandboxMode", "bwrap_command", "bwrap_path", "worker_env"]
 
@@ -42,8 +44,8 @@ class BoxUsage:
     output_bytes: int = 0
 
 
-def _apply_limits(limits: Limits, cgroup: BoxCgroup | None) -> None:
-    """Runs in the forked child before exec: join the cgroup, then set rlimits."""
+def _apply_limits(limits: Limits, cgroup: BoxCgroup | None, mapping: UidMapping) -> None:
+    """Runs in the forked child before exec: join the cgroup, set rlimits, drop to the box's uid."""
     if cgroup is not None:
         cgroup.join_self()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -54,6 +56,7 @@ def _apply_limits(limits: Limits, cgroup: BoxCgroup | None) -> None:
     if cgroup is None:
         memory = limits.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    drop_privileges(mapping)
 
 
 class _Drain(threading.Thread):
@@ -85,9 +88,13 @@ class Box:
         self._reply_r, reply_w = os.pipe()
         cap = settings.limits.output_bytes
         worker_args = [str(request_r), str(reply_w), str(cap), "zygote" if zygote else "single"]
+        self.uid_mapping = UidMapping(os.geteuid())
         if settings.mode == "bwrap":
             command = bwrap_command(settings, worker_args)
-            env: dict[str, str] | None = None
+            self.uid_mapping = choose_host_uid(command[0], mounted_sources(settings))
+            # bwrap itself gets nothing of the grader's environment (issue 11); --clearenv and
+            # --setenv then give the worker its own.
+            env: dict[str, str] = {"PATH": "/usr/bin:/bin"}
         else:
             command = [
                 sys.executable,
@@ -107,7 +114,7 @@ class Box:
                 pass_fds=(request_r, reply_w),
                 env=env,
                 start_new_session=True,
-                preexec_fn=lambda: _apply_limits(settings.limits, self.cgroup),  # noqa: PLW1509 - nothing else runs threads here
+                preexec_fn=lambda: _apply_limits(settings.limits, self.cgroup, self.uid_mapping),  # noqa: PLW1509 - nothing else runs threads here
             )
         finally:
             os.close(request_r)
@@ -118,6 +125,7 @@ class Box:
         self._next_id = 0
         self.dead = False
         self.closed = False
+        self.seccomp = ""  # what the worker said of its syscall filter
         self.child_exited = False  # zygote mode: the current child has ended
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -141,6 +149,7 @@ class Box:
         if hello.get("value") != "ready":
             self.kill()
             raise SandboxFailure("the sandbox started but the worker did not identify itself")
+        self.seccomp = str(hello.get("seccomp", ""))
 
     def request(self, op: str, value: Any, timeout_s: float, limit_name: str, **fields: Any) -> Any:
         """Send one request and return the worker's plain-data answer, or raise a SubmissionFault."""

@@ -99,6 +99,9 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
     args = [
         bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
         "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
+        # The worker is the box's PID 1: no bwrap init inside that student code could read or
+        # trace (issue 11: /proc/1/environ showed the grader's environment).
+        "--as-pid-1",
         "--hostname", "sandbox", "--clearenv",
     ]  # fmt: skip
     gpu_args, gpu_env = settings.gpu_view()
@@ -123,6 +126,15 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
     args += ["--proc", "/proc", "--dev", "/dev", *gpu_args]  # GPU nodes after the fresh /dev
     args += ["--chdir", "/tmp"]
     return [*args, "--", sys.executable, "-I", "-B", "-c", WORKER_BOOT, *worker_args]
+
+
+def mounted_sources(settings: BoxSettings) -> list[Path]:
+    """Host paths the box binds besides the system folders: what its host uid must be able to read."""
+    sources = [*_python_roots(), GRADER_PACKAGE_DIR / "__init__.py", GRADER_PACKAGE_DIR / "inside"]
+    sources.append(Path(sys.executable))
+    if settings.data_dir is not None:
+        sources.append(settings.data_dir)
+    return sources
 
 
 def worker_env(threads: int) -> dict[str, str]:
