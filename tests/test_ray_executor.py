@@ -102,3 +102,22 @@ def test_gpu_submissions_are_placed_only_on_a_node_with_a_gpu(make_course, tmp_p
     assert time.monotonic() - started < 300
     assert summary.graded == 4
     assert set(executor.placements.values()) == {gpu_node.node_id}
+
+
+def test_folders_of_dead_ray_workers_are_swept(tmp_path):
+    # A worker killed with SIGKILL runs no atexit: its unpacked course (hidden tests included)
+    # would stay in /tmp. The next task on the node removes every folder whose process is gone.
+    import subprocess
+
+    from grader.batch.ray_executor import sweep_dead_scratch
+
+    dead = subprocess.Popen(["sleep", "0"])
+    dead.wait()
+    (tmp_path / f"course-{dead.pid}-abc" / "autograde_tests").mkdir(parents=True)
+    (tmp_path / f"task-{dead.pid}-def").mkdir()
+    live = tmp_path / f"course-{os.getpid()}-ghi"
+    live.mkdir()
+    unrelated = tmp_path / "notes"
+    unrelated.mkdir()
+    assert sweep_dead_scratch(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "notes"])

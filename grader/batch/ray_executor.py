@@ -46,15 +46,54 @@ def pack_assignment(assignment: Assignment) -> bytes:
 _unpacked: dict[str, Path] = {}  # archive sha256 -> its course folder, in this Ray worker process
 
 
+def scratch_root() -> Path:
+    """This user's folder for Ray workers' unpacked courses and tasks (0700: nobody else looks in)."""
+    root = Path(tempfile.gettempdir()) / f"grader-ray-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def sweep_dead_scratch(root: Path) -> int:
+    """Remove the folders of Ray workers that died without cleaning up (SIGKILL, a lost node).
+
+    Each folder is named ``<kind>-<pid>-...`` after the process that made it; a folder whose
+    process is gone is removed (issue 11: a killed worker left autograde_tests/ in /tmp).
+    """
+    removed = 0
+    for folder in root.iterdir():
+        parts = folder.name.split("-")
+        if len(parts) < 3 or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _private_folder(kind: str) -> Path:
+    root = scratch_root()
+    sweep_dead_scratch(root)
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=root))
+
+
 def _course_folder(bundle: bytes, digest: str, name: str) -> Path:
     """The archive unpacked once per worker process, so its tests are collected once (issue 6).
 
-    Removed when the process exits normally; a Ray worker killed with SIGKILL leaves it (0700)
-    in the node's temporary folder.
+    Removed when the process exits normally; what a killed worker leaves is swept by the next
+    task on that node (``sweep_dead_scratch``).
     """
     course = _unpacked.get(digest)
     if course is None or not course.is_dir():
-        scratch = Path(tempfile.mkdtemp(prefix="grader-course-"))  # 0700: other users cannot look in
+        scratch = _private_folder("course")
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
             tar.extractall(scratch / "course", filter="data")
@@ -76,7 +115,7 @@ def grade_on_node(bundle: bytes, meta: dict[str, Any], data: bytes) -> tuple[str
     settings = _with_ray_gpu(settings, ray.get_gpu_ids(), meta["jobs_per_gpu"])
     node_id = ray.get_runtime_context().get_node_id()
     course = _course_folder(bundle, meta["bundle_sha256"], name)
-    scratch = Path(tempfile.mkdtemp(prefix="grader-task-"))
+    scratch = _private_folder("task")
     try:
         submission = scratch / filename
         submission.write_bytes(data)
