@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from grader.errors import GraderError, SandboxUnavailable, UsageError
 
@@ -84,6 +85,12 @@ def main() -> None:
     show_default=True,
     help="Write CSV, HTML, JUnit and Gradescope exports at the end.",
 )
+@click.option(
+    "--preflight/--no-preflight",
+    default=True,
+    show_default=True,
+    help="Before the first student: collect the hidden tests and grade the reference solution once.",
+)
 def grade(
     assignment: str,
     inputs: tuple[Path, ...],
@@ -98,6 +105,7 @@ def grade(
     gpus: str | None,
     jobs_per_gpu: int,
     do_export: bool,
+    preflight: bool,
 ) -> None:
     """Grade INPUTS (notebooks, .py files, folders, LMS .zip exports) against ASSIGNMENT."""
     from grader.batch.intake import collect
@@ -111,10 +119,14 @@ def grade(
         _require_sandbox(console, sandbox)
         intake = collect(list(inputs), loaded.spec.notebook, out_dir / "extracted")
         leases = _gpu_leases(loaded.spec.gpu, gpus, jobs_per_gpu)
+        settings = GradeSettings(sandbox=sandbox)
+        if preflight:
+            from grader.batch.preflight import run_preflight
+
+            console.print(run_preflight(loaded, settings, out_dir).line)
     except GraderError as exc:
         raise CliError(exc) from None
     workers = workers or min(default_workers(), max(1, len(intake.candidates)))
-    settings = GradeSettings(sandbox=sandbox)
     show_tables = details if details is not None else len(intake.candidates) <= 5
     runner = None
     if executor == "ray":
@@ -352,17 +364,27 @@ def calibrate(assignment: str, seeds: int, margin: float, course_dir: Path | Non
 
 
 @main.command()
-def doctor() -> None:
-    """Check whether the sandbox works on this machine, and why not."""
-    from grader.doctor import run_checks
+@click.option(
+    "--course",
+    "course_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Also run the pre-flight of every assignment in this course folder.",
+)
+def doctor(course_dir: Path | None) -> None:
+    """Check whether the sandbox works on this machine, and why not; with --course, each assignment."""
+    from grader.doctor import course_checks, run_checks
 
     console = _console()
     checks = run_checks()
+    if course_dir is not None:
+        checks += course_checks(course_dir)
     for item in checks:
         mark = "[green]ok[/green]  " if item.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {item.name:<11} {item.detail}")
+        console.print(f"{mark} {item.name:<14} {escape(item.detail)}")
     if not all(c.ok for c in checks if c.name in ("bubblewrap", "sandbox")):
         sys.exit(SandboxUnavailable.exit_code)
+    if not all(c.ok for c in checks):
+        sys.exit(EXIT_ATTENTION)
 
 
 if __name__ == "__main__":

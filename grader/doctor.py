@@ -81,3 +81,23 @@ def run_checks() -> list[Check]:
     checks += probe_isolation("bwrap") if path else [Check("sandbox", False, "needs bubblewrap")]
     checks.append(gpu_check())
     return checks
+
+
+def course_checks(course_dir: Path) -> list[Check]:
+    """The pre-flight of every assignment in a course folder (hidden tests, reference solution)."""
+    from grader.batch.preflight import run_preflight
+    from grader.grading.spec import SPEC_FILE, load_assignment
+    from grader.settings import GradeSettings
+
+    checks = []
+    for spec_path in sorted((course_dir / "assignments").glob(f"*/{SPEC_FILE}")):
+        name = spec_path.parent.name
+        try:
+            result = run_preflight(load_assignment(spec_path.parent), GradeSettings())
+        except GraderError as exc:
+            checks.append(Check(f"course {name}", False, str(exc)))
+            continue
+        checks.append(Check(f"course {name}", True, result.line.removeprefix("pre-flight: ")))
+    if not checks:
+        checks.append(Check("course", False, f"no assignments/*/{SPEC_FILE} under {course_dir}"))
+    return checks

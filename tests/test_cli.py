@@ -90,4 +90,6 @@ def test_check_runs_visible_tests_with_friendly_output(make_course, tmp_path, sa
 def test_doctor_reports_the_sandbox(sandbox_mode):
     result = invoke("doctor")
     assert result.exit_code == 0, result.output
-    assert "sandbox     bwrap box started and answered" in result.output
+    assert "sandbox        bwrap box started and answered" in result.output
+    assert "syscall filter seccomp installed: 38 calls denied" in result.output
+    assert "uid mapping    box uid 65534 -> host uid" in result.output
