@@ -19,7 +19,7 @@ class Settings:
     k: int = 10
     window: int = 4
     threshold: float = 0.6
-    min_evidence: float = 8.0
+    min_mass: float = 12.0
     common_share: float = 0.02
     min_common: int = 3
     identical_min_tokens: int = 60
@@ -132,7 +132,9 @@ def code_digest(code: StudentCode) -> str:
     return digest.hexdigest()
 
 
-def _pair(index: Index, codes: Sequence[StudentCode], a: int, b: int, found: dict[str, list[float]]) -> PairMatch:
+def _pair(
+    index: Index, codes: Sequence[StudentCode], a: int, b: int, found: dict[str, list[float]], settings: Settings
+) -> PairMatch:
     functions: list[FunctionMatch] = []
     matched = total = 0.0
     for unit in sorted(set(index.prints[a]) & set(index.prints[b])):
@@ -141,7 +143,8 @@ def _pair(index: Index, codes: Sequence[StudentCode], a: int, b: int, found: dic
         matched += got
         total += mass
         functions.append(FunctionMatch(unit, got / mass if mass > 0 else None, int(count)))
-    similarity = min(1.0, matched / total) if total > 0 else 0.0
+    # a few shared lines are no evidence: unusual code smaller than min_mass counts as min_mass
+    similarity = min(1.0, matched / max(total, settings.min_mass)) if total > 0 else 0.0
     return PairMatch(codes[a].id, codes[b].id, similarity, matched, tuple(functions), False, False)
 
 
@@ -167,9 +170,9 @@ def compare_codes(codes: Sequence[StudentCode], template: Template, settings: Se
     }  # fmt: skip
     pairs: list[PairMatch] = []
     for a, b in set(shared) | identical:
-        pair = _pair(index, codes, a, b, shared.get((a, b), {}))
+        pair = _pair(index, codes, a, b, shared.get((a, b), {}), settings)
         same = (a, b) in identical
-        flagged = same or (pair.similarity >= settings.threshold and pair.evidence >= settings.min_evidence)
+        flagged = same or pair.similarity >= settings.threshold
         similarity = 1.0 if same else pair.similarity
         pairs.append(PairMatch(pair.a, pair.b, similarity, pair.evidence, pair.functions, same, flagged))
     pairs.sort(key=lambda p: (-p.flagged, -p.similarity, -p.evidence, p.a, p.b))
