@@ -134,18 +134,18 @@ def test_expected_toml_describes_every_variant() -> None:
 
 
 def test_reference_is_the_notebooks_rule_and_the_data_is_as_calibrated() -> None:
-    """The trusted reference behaves as NOTES.md says on the seeds it was calibrated on (no sandbox)."""
+    """The trusted data and reference behave as NOTES.md says, on the first ten seeds (no sandbox)."""
     hidden = hidden_conftest()
     for seed in range(10):
         data = hidden.make_separable(seed, 7)
         assert not data.x_train.flags.writeable
         assert np.all(data.x_train == np.round(data.x_train)), "inputs must stay integers (exact arithmetic)"
         w, b, curve = hidden.Reference.train(data.x_train, data.y_train, 100, 1.0)
-        assert curve[-1] == 0 and np.argmax(curve == 0) < 30, (seed, curve[:30])
+        assert curve[-1] == 0 and np.argmax(curve == 0) < 50, (seed, curve[:50])
         assert curve.sum() <= data.mistake_bound()
         assert np.all(data.y_train * (data.x_train @ w + b) > 0)
         accuracy = np.mean(hidden.Reference.predict(data.x_test, w, b) == data.y_test)
-        assert accuracy >= 0.85, (seed, accuracy)
+        assert accuracy >= 0.8, (seed, accuracy)
         xor_x, xor_y = hidden.make_noisy_xor(seed, 9)
         assert np.all(hidden.Reference.train(xor_x, xor_y, 50, 1.0)[2] > 0)
     assert hidden.make_separable(3, 7) is hidden.make_separable(3, 7)  # cached, so read-only matters

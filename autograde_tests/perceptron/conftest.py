@@ -93,7 +93,7 @@ def make_separable(seed: int, purpose: int) -> Separable:
     """Integer points in [-6, 6]^4, half on each side of an integer hyperplane, at distance >= 1.
 
     The hyperplane passes at least 3 from the origin, so a perceptron without a bias cannot fit
-    it; the margin keeps the reference's convergence within 27 epochs over 400 seeds (NOTES.md).
+    it; the margin keeps the reference's convergence within 50 epochs over 1000 seeds (NOTES.md).
     """
     rng = rng_for(seed, purpose)
     while True:

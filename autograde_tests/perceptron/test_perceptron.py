@@ -14,13 +14,16 @@ from grader.testing import assert_close, expect_array, expect_scalar, expect_tup
 
 # Data purposes, mixed with the grading seed (conftest.rng_for): one per test.
 PREDICT, BOUNDARY, UPDATE, UPDATE_TIES, NO_UPDATE, LABELS, CONVERGE, EXACT, XOR, HELD_OUT = range(1, 11)
-# Separable problems converge within 27 epochs over 400 seeds (NOTES.md): 100 is a 3.7x margin.
+# The reference converges within 50 epochs on every one of 3000 separable problems (seeds 0-999,
+# three purposes) and within 27 on 99 % of them (NOTES.md): 100 epochs leave a 2x margin on the worst.
 SEPARABLE_EPOCHS = 100
 EXACT_LR = 0.5  # a power of two: the arithmetic stays exact, and lr != 1 shows whether it is used
 CLASSIC_XOR_EPOCHS, NOISY_XOR_EPOCHS = 10, 50
-# (minimum held-out accuracy, fraction of the points). The reference (and so every correct
-# implementation, which reproduces it exactly) reaches 0.89 to 1.0 over 400 seeds (NOTES.md).
-ACCURACY_BANDS = ((0.85, 1.0), (0.70, 0.5))
+# (largest shortfall of held-out accuracy below the perceptron rule's own on the same points,
+# fraction of the points). A correct implementation reproduces the rule exactly (shortfall 0);
+# the rule's own accuracy varies with the seed (0.835 to 1.0 over 1000 seeds), so a fixed
+# accuracy threshold would fail the reference on some seeds (NOTES.md).
+SHORTFALL_BANDS = ((0.05, 1.0), (0.15, 0.5))
 RULE_HINT = (
     "start from w = 0 and b = 0, visit the points in the given order (no shuffling), and on each "
     "point update only if y (w·x + b) <= 0"
@@ -365,8 +368,11 @@ def test_xor_does_not_converge_and_stops_after_its_epochs(
 
 
 @points(10)
-def test_predictions_on_held_out_points(submission: Any, credit: Any, separable: Any, metric: Any) -> None:
-    """Trained on 80 points, the perceptron classifies 200 held-out ones (their labels stay here)."""
+def test_predictions_on_held_out_points(
+    submission: Any, credit: Any, reference: Any, separable: Any, metric: Any
+) -> None:
+    """Trained on 80 points, the perceptron classifies 200 held-out ones (their labels stay here)
+    about as well as the perceptron rule itself does on the same points."""
     require(submission, "train_perceptron", "perceptron_predict")
     data = separable(HELD_OUT)
     trained = submission.train_perceptron(data.x_train, data.y_train, SEPARABLE_EPOCHS, 1.0)
@@ -374,9 +380,19 @@ def test_predictions_on_held_out_points(submission: Any, credit: Any, separable:
     predicted = submission.perceptron_predict(data.x_test, w, b)
     labels = expect_labels(predicted, "perceptron_predict's output for the held-out points", len(data.y_test))
     accuracy = float(np.mean(labels == data.y_test))
+    w_rule, b_rule, _ = reference.train(data.x_train, data.y_train, SEPARABLE_EPOCHS, 1.0)
+    shortfall = float(np.mean(reference.predict(data.x_test, w_rule, b_rule) == data.y_test)) - accuracy
     metric("accuracy", accuracy)
-    for threshold, fraction in ACCURACY_BANDS:
-        if accuracy >= threshold:
-            credit.give(fraction, f"held-out accuracy {accuracy:.3f} (at least {threshold:.2f})")
+    metric("shortfall_error", shortfall)
+    for most, fraction in SHORTFALL_BANDS:
+        if shortfall <= most + 1e-9:
+            credit.give(
+                fraction,
+                f"held-out accuracy {accuracy:.3f}, within {most:.2f} of what the perceptron rule "
+                "reaches on these points",
+            )
             return
-    raise AssertionError(f"held-out accuracy {accuracy:.3f} is below {ACCURACY_BANDS[-1][0]:.2f}")
+    raise AssertionError(
+        f"held-out accuracy {accuracy:.3f} is more than {SHORTFALL_BANDS[-1][0]:.2f} below what the perceptron "
+        f"rule reaches on these points: {RULE_HINT}"
+    )

@@ -2,7 +2,7 @@
 
 The update tests fail ('b was not updated'); the data's separating hyperplane passes at least 3 from
 the origin, so training never converges, the final weights and curves are wrong, and the held-out
-accuracy falls to the half-credit band."""
+accuracy falls more than 0.15 below the rule's."""
 
 # %%
 import numpy as np

@@ -2,7 +2,8 @@
 mistakes correctly but updates on every point.
 
 The no-update test fails, and so does everything exact about training (weights, curve, XOR); on
-separable data it no longer converges, and the held-out accuracy falls to the half-credit band."""
+separable data it no longer converges, and the held-out accuracy falls more than 0.15 below the
+rule's."""
 
 # %%
 import numpy as np
