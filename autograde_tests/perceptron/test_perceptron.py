@@ -75,6 +75,8 @@ def expect_training(value: Any, features: int) -> tuple[np.ndarray, float, np.nd
     w, b, curve = expect_tuple(value, "train_perceptron", 3)
     w = expect_array(w, "the w returned by train_perceptron", shape=(features,))
     b = expect_scalar(b, "the b returned by train_perceptron")
+    if not (np.all(np.isfinite(w)) and np.isfinite(b)):
+        raise AssertionError("the w or b returned by train_perceptron contains nan or inf")
     return w, b, expect_counts(curve, "mistakes_per_epoch")
 
 
