@@ -56,7 +56,12 @@ def solution_lines(notebook_path: Path) -> list[str]:
     return [line for line in inside_lines if line not in outside_lines]
 
 
-@pytest.mark.parametrize("name", ["backprop", "cnn", "lstm"])
+REPO_ASSIGNMENTS = sorted(
+    p.parent.name for p in (Path(__file__).resolve().parent.parent / "assignments").glob("*/assignment.toml")
+)
+
+
+@pytest.mark.parametrize("name", REPO_ASSIGNMENTS)
 def test_release_never_leaks_solutions_or_hidden_tests(repo_course, tmp_path, name):
     assignment = load_assignment(repo_course / "assignments" / name)
     target = release(assignment, tmp_path / "release")
