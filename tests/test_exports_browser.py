@@ -12,7 +12,7 @@ import pytest
 from grader.batch.exports import write_exports
 from grader.batch.intake import collect
 from grader.batch.runner import run_batch
-from grader.grading.spec import load_assignment
+from grader.grading.spec import FeedbackPolicy, load_assignment
 from grader.settings import GradeSettings
 from tests.conftest import REPO_ROOT
 
@@ -62,7 +62,8 @@ def exported(make_course, tmp_path, sandbox_mode) -> Path:
     assignment = load_assignment(course / "assignments" / "toy")
     run_batch(assignment, collect([inbox], "toy.ipynb", tmp_path / "x"), tmp_path / "out",
               GradeSettings(sandbox=sandbox_mode), workers=2)  # fmt: skip
-    write_exports(tmp_path / "out", ("html",))
+    # Shown on purpose (it is withheld by default), so that the page must escape what students print.
+    write_exports(tmp_path / "out", ("html",), FeedbackPolicy(show_output=True))
     return tmp_path / "out" / "export"
 
 
@@ -73,6 +74,7 @@ def test_page_renders_without_console_errors(exported, tmp_path, page, plots):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<svg") == plots
     assert "<b>hi</b>" not in dom.stdout  # student output is shown as text, not markup
+    assert ("&lt;b&gt;hi&lt;/b&gt;" in dom.stdout) == page.startswith("feedback/")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / (page.replace("/", "-").removesuffix(".html") + ".png")
     run = chromium(path, tmp_path / "profile-shot", f"--screenshot={shot}")

@@ -1,7 +1,13 @@
-"""Terminal output: the per-test table for TAs and friendly feedback for students."""
+"""Terminal output: the per-test table for TAs and friendly feedback for students.
+
+Every string that came from a submission, a file name or a test is shown as plain rich Text
+(never parsed as markup) after `sanitize_text`, so no escape sequence reaches a terminal raw
+(an OSC title change or a cursor-position query would act on the TA's terminal, issue 11).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +22,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from grader.grading.report import SubmissionReport
+from grader.grading.student_view import StudentReport, sanitize_text
 
 if TYPE_CHECKING:
     from grader.batch.runner import BatchSummary
@@ -28,36 +36,65 @@ STATUS_STYLE = {
 }  # fmt: skip
 
 
-def _score(report: SubmissionReport) -> str:
+def _score(report: SubmissionReport | StudentReport) -> str:
     if report.score is None:
         return f"— / {report.max_score:g}"
     return f"{report.score:g} / {report.max_score:g}"
 
 
-def print_report(console: Console, report: SubmissionReport, show_messages: bool = True) -> None:
-    """One submission: a header line, then a row per test."""
-    head = f"[bold]{report.submission.id}[/bold]  {report.status}  {_score(report)}"
-    head += f"  ({report.resources.wall_s:.2f} s)"
-    console.print(head)
-    if report.message:
-        console.print(f"  [yellow]{report.message}[/yellow]")
-    if report.status != "graded":
-        return
+def _line(text: str) -> str:
+    """One terminal line of untrusted text: controls (newlines too) made visible."""
+    return sanitize_text(text, keep_newlines=False)
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    """Up to the first newline; a carriage return or U+2028 does not end it but is made visible."""
+    return _line(sanitize_text(text).split("\n", 1)[0][:limit])
+
+
+def _test_table(rows: Sequence[tuple[str, str, str, str]]) -> Table:
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
     table.add_column("test")
     table.add_column("status")
     table.add_column("points", justify="right")
     table.add_column("message", overflow="fold")
+    for name, status, points, message in rows:
+        table.add_row(Text(_line(name)), Text(status, style=STATUS_STYLE.get(status, "")), points, Text(message))
+    return table
+
+
+def _head(submission_id: str, status: str, score: str, wall_s: float) -> Text:
+    return Text.assemble((_line(submission_id), "bold"), f"  {status}  {score}  ({wall_s:.2f} s)")
+
+
+def print_report(console: Console, report: SubmissionReport, show_messages: bool = True) -> None:
+    """The TA's view of one submission: a header line, then a row per test, every message included."""
+    console.print(_head(report.submission.id, report.status, _score(report), report.resources.wall_s))
+    if report.message:
+        console.print(Text("  " + _line(report.message), style="yellow"))
+    if report.status != "graded":
+        return
+    rows = []
     for test in report.tests:
-        style = STATUS_STYLE.get(test.status, "")
-        message = test.message if show_messages and test.visible else ""
-        table.add_row(
-            test.name,
-            f"[{style}]{test.status}[/{style}]",
-            f"{test.score:g}/{test.max_score:g}",
-            message.splitlines()[0][:160] if message else "",
-        )
-    console.print(table)
+        message = _first_line(test.message) if show_messages else ""
+        if message and not test.visible:
+            message = "(hidden from students) " + message
+        rows.append((test.name, test.status, f"{test.score:g}/{test.max_score:g}", message))
+    console.print(_test_table(rows))
+
+
+def print_student_view(console: Console, view: StudentReport) -> None:
+    """The student's view of one submission (the check command): only what the student view holds."""
+    console.print(_head(view.submission_id, view.status, _score(view), view.wall_s))
+    if view.message:
+        console.print(Text("  " + _line(view.message), style="yellow"))
+    if view.status == "graded":
+        rows = [(t.name, t.status, f"{t.score:g}/{t.max_score:g}", _first_line(t.message)) for t in view.tests]
+        console.print(_test_table(rows))
+    for cell in view.failing_cells:
+        console.print(Text.assemble((f"cell {cell.index} raised", "red"), ": ", _first_line(cell.message, 200)))
+    for warning in view.warnings:
+        console.print(Text.assemble(("warning", "yellow"), ": ", _line(warning)))
 
 
 class BatchProgress:
@@ -89,8 +126,8 @@ class BatchProgress:
             self.console.print(f"grading {total} submissions")
 
     def advance(self, report: SubmissionReport, done: int, total: int) -> None:
-        line = f"[{done}/{total}] {report.submission.id}: {report.status} {_score(report)}"
-        line += f" ({report.resources.wall_s:.1f} s)"
+        line = Text(f"[{done}/{total}] {_line(report.submission.id)}: {report.status} {_score(report)}")
+        line.append(f" ({report.resources.wall_s:.1f} s)")
         if self.bar is not None and self.task is not None:
             self.bar.console.print(line)
             self.bar.advance(self.task)
@@ -109,7 +146,7 @@ def print_batch_summary(console: Console, summary: BatchSummary, out_dir: Path) 
         f"{len(summary.grader_errors)} grader errors, {summary.with_timeouts} with timeouts"
     )
     for error in summary.grader_errors:
-        console.print(f"  [red]grader error[/red] {error}")
+        console.print(Text.assemble("  ", ("grader error", "red"), " ", _line(error)))
     for problem in summary.problems:
-        console.print(f"  [yellow]needs attention[/yellow] {problem}")
-    console.print(f"reports and gradebook in {out_dir}/")
+        console.print(Text.assemble("  ", ("needs attention", "yellow"), " ", _line(problem)))
+    console.print(Text(f"reports and gradebook in {_line(str(out_dir))}/"))

@@ -61,6 +61,24 @@ class StaticPolicy(BaseModel):
     )
 
 
+class FeedbackPolicy(BaseModel):
+    """What students are shown of a grading run beyond names, statuses and points (see DESIGN.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    show_student_errors: bool = Field(
+        False,
+        description="Show students the text of exceptions their code raised under the hidden tests (during "
+        "calls and while the notebook loaded). Off: only the exception's type and the line in their code, "
+        "because the text can carry the hidden inputs the code received.",
+    )
+    show_output: bool = Field(
+        False,
+        description="Show students what their code printed while it was graded. Off, because prints made "
+        "during hidden-test calls can carry the hidden inputs.",
+    )
+
+
 class AssignmentSpec(BaseModel):
     """One assignment as declared in assignments/<name>/assignment.toml."""
 
@@ -86,6 +104,9 @@ class AssignmentSpec(BaseModel):
     )
     limits: Limits = Field(default_factory=Limits, description="Resource limits.")
     static: StaticPolicy = Field(default_factory=StaticPolicy, description="Static source checks.")
+    feedback: FeedbackPolicy = Field(
+        default_factory=FeedbackPolicy, description="What students see of their code's own errors and output."
+    )
 
 
 class Assignment(BaseModel):

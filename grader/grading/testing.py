@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,7 @@ from grader.sandbox.faults import SubmissionFault
 
 __all__ = [
     "points", "limits", "expect_array", "expect_tuple", "expect_scalar", "assert_close",
-    "relative_error", "SubmissionFault",
+    "relative_error", "in_hidden_test", "SubmissionFault",
 ]  # fmt: skip
 
 
@@ -89,11 +91,27 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+# Whether the running test is hidden from students: its messages reach students who never saw its
+# inputs, so assert_close reports relative errors only (issue 11). True outside a grading run.
+_IN_HIDDEN_TEST: ContextVar[bool] = ContextVar("grader_in_hidden_test", default=True)
+
+
+def in_hidden_test() -> bool:
+    """Whether the test now running is a hidden one (True when not in a grading run)."""
+    return _IN_HIDDEN_TEST.get()
+
+
 @dataclass
 class GradingRun:
-    """One submission's pass through the tests: what the trusted side recorded for it."""
+    """One submission's pass through the tests: what the trusted side recorded for it.
+
+    ``hidden`` says whether the tests are hidden from students; None decides per test: hidden
+    when its file lies in one of the box's secret folders (autograde_tests/<name>), or when the
+    box has none (not known, so hidden).
+    """
 
     session: WorkerSession
+    hidden: bool | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     credit: dict[str, Credit] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)
@@ -115,6 +133,7 @@ class GradingPlugin:
 
     def end(self) -> None:
         self.run = None
+        _IN_HIDDEN_TEST.set(True)
 
     def _current(self) -> GradingRun:
         if self.run is None:
@@ -163,6 +182,7 @@ class GradingPlugin:
         run = self._current()
         run.session.test_faults.clear()
         run.started[item.nodeid] = time.monotonic()
+        _IN_HIDDEN_TEST.set(_is_hidden(run, item))
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -207,6 +227,17 @@ class GradingPlugin:
             result.grader_problem = f"{item.nodeid}: {kind}: {excinfo.typename}: {excinfo.value}"[:2000]
             result.message = "not graded: a problem in the grader, not in your code; your TA will rerun it"
         run.outcomes.append(result)
+
+
+def _is_hidden(run: GradingRun, item: pytest.Item) -> bool:
+    if run.hidden is not None:
+        return run.hidden
+    box_settings = getattr(run.session, "box_settings", None)
+    secret_dirs = tuple(getattr(box_settings, "secret_dirs", ()))
+    if not secret_dirs:
+        return True
+    path = Path(str(item.path)).resolve()
+    return any(path.is_relative_to(Path(folder).resolve()) for folder in secret_dirs)
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -258,7 +289,11 @@ def relative_error(a: Any, b: Any) -> float:
 
 
 def assert_close(actual: Any, expected: Any, name: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
-    """Compare without echoing values: say the shape, how many entries differ, the max error."""
+    """Compare without echoing values: say how many entries differ and the largest error.
+
+    In a hidden test the error is relative (``relative_error``, one significant digit): an
+    absolute error would give away the magnitude of hidden expected values (issue 11).
+    """
     expected = np.asarray(expected, dtype=np.float64)
     if expected.ndim == 0 and type(actual) is not np.ndarray:
         got = np.asarray(expect_scalar(actual, name))
@@ -269,8 +304,11 @@ def assert_close(actual: Any, expected: Any, name: str, rtol: float = 1e-6, atol
         raise AssertionError(f"{name} contains {bad} non-finite entries (nan or inf) out of {got.size}")
     wrong = ~np.isclose(got, expected, rtol=rtol, atol=atol)
     if wrong.any():
-        error = float(np.max(np.abs(got - expected)))
+        if in_hidden_test():
+            largest = f"largest relative error {relative_error(got, expected):.0e}"
+        else:
+            largest = f"largest absolute error {float(np.max(np.abs(got - expected))):.3g}"
         raise AssertionError(
             f"{name}: {int(wrong.sum())} of {got.size} entries are wrong "
-            f"(largest absolute error {error:.3g}; tolerance rtol={rtol:g}, atol={atol:g})"
+            f"({largest}; tolerance rtol={rtol:g}, atol={atol:g})"
         )

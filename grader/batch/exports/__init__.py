@@ -1,4 +1,8 @@
-"""Exports of a gradebook: CSV, HTML feedback and class summary, JUnit XML, Gradescope JSON."""
+"""Exports of a gradebook: CSV, HTML feedback and class summary, JUnit XML, Gradescope JSON.
+
+Every export a student may read (CSV, JUnit, feedback pages, Gradescope) is made from
+``grader.grading.student_view``; only the class summary is the TA's.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,20 @@ from grader.batch.exports.html import write_feedback, write_summary
 from grader.batch.exports.tables import write_csv, write_junit
 from grader.batch.gradebook import read_rows
 from grader.errors import UsageError
+from grader.grading.spec import FeedbackPolicy
 
 FORMATS = ("csv", "html", "junit", "gradescope")
 EXPORT_SUBDIR = "export"
 
 
-def write_exports(out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Write the chosen exports of the gradebook in ``out_dir`` to ``out_dir/export``."""
+def write_exports(
+    out_dir: Path, formats: tuple[str, ...] = FORMATS, policy: FeedbackPolicy | None = None
+) -> list[Path]:
+    """Write the chosen exports of the gradebook in ``out_dir`` to ``out_dir/export``.
+
+    ``policy`` is the assignment's ``[feedback]`` table; without one, students are shown the least.
+    """
+    policy = policy or FeedbackPolicy()
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UsageError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
@@ -24,12 +35,12 @@ def write_exports(out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Pat
     target.mkdir(exist_ok=True)
     written: list[Path] = []
     if "csv" in formats:
-        written.append(write_csv(rows, target / "gradebook.csv"))
+        written.append(write_csv(rows, target / "gradebook.csv", policy))
     if "junit" in formats:
-        written.append(write_junit(rows, target / "junit.xml"))
+        written.append(write_junit(rows, target / "junit.xml", policy))
     if "html" in formats:
         written.append(write_summary(rows, target / "summary.html"))
-        written.append(write_feedback(rows, target / "feedback"))
+        written.append(write_feedback(rows, target / "feedback", policy))
     if "gradescope" in formats:
-        written.append(write_gradescope(rows, target / "gradescope"))
+        written.append(write_gradescope(rows, target / "gradescope", policy))
     return written

@@ -2,7 +2,9 @@
 
 Jinja2 with autoescaping renders every string, because messages and output come from student
 code (jinja2 is already required by nbconvert; hand-built HTML would be one missed escape away
-from script injection into a TA's browser).
+from script injection into a TA's browser). The feedback page is student-facing and renders the
+student view only; the class summary is the TA's and keeps the detail, with control characters
+made visible (the `text` filter).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from jinja2 import Environment, select_autoescape
 
 from grader.batch.exports.plots import histogram, pass_rates
 from grader.batch.gradebook import Row
+from grader.grading.spec import FeedbackPolicy
+from grader.grading.student_view import sanitize_text, student_view
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+_ENV.filters["text"] = sanitize_text
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
@@ -28,32 +33,33 @@ pre { background: #f6f6f6; padding: .6em; overflow-x: auto; white-space: pre-wra
 """
 
 FEEDBACK = _ENV.from_string("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ r.assignment }}: feedback for {{ row.student_id }}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{{ v.assignment }}: feedback for {{ student_id }}</title>
 <style>{{ style }}</style></head><body>
-<h1>{{ r.assignment }}: feedback for {{ row.display_name or row.student_id }}</h1>
-<p class="score">{% if r.score is none %}not graded yet{% else %}{{ '%g' % r.score }} / {{ '%g' % r.max_score }}
-{% endif %} <small>({{ r.status }})</small></p>
-{% if r.message %}<p>{{ r.message }}</p>{% endif %}
+<h1>{{ v.assignment }}: feedback for {{ display_name or student_id }}</h1>
+<p class="score">{% if v.score is none %}not graded yet{% else %}{{ '%g' % v.score }} / {{ '%g' % v.max_score }}
+{% endif %} <small>({{ v.status }})</small></p>
+{% if v.message %}<p>{{ v.message }}</p>{% endif %}
 <table><thead><tr><th>test</th><th>status</th><th>points</th><th>details</th></tr></thead><tbody>
-{% for t in r.tests %}<tr><td>{{ t.name }}</td><td class="{{ t.status }}">{{ t.status }}</td>
+{% for t in v.tests %}<tr><td>{{ t.name }}</td><td class="{{ t.status }}">{{ t.status }}</td>
 <td>{{ '%g' % t.score }} / {{ '%g' % t.max_score }}</td>
-<td>{% if t.visible %}{{ t.message }}{% else %}<em>details of this test are hidden</em>{% endif %}</td></tr>
+<td>{% if t.details_hidden %}<em>{{ t.message }}</em>{% else %}{{ t.message }}{% endif %}</td></tr>
 {% endfor %}</tbody></table>
-{% if failing_cells %}<h2>Cells that raised</h2><ul>
-{% for c in failing_cells %}<li>cell {{ c.index }}: <code>{{ c.message }}</code></li>{% endfor %}</ul>{% endif %}
-{% if r.warnings %}<h2>Warnings</h2><ul>{% for w in r.warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
-<h2>Resources</h2><p>wall time {{ '%.2f' % r.resources.wall_s }} s
-{% if r.resources.cpu_s is not none %}· CPU {{ '%.2f' % r.resources.cpu_s }} s{% endif %}
-{% if r.resources.peak_rss_mb is not none %}· peak memory {{ '%.0f' % r.resources.peak_rss_mb }} MB{% endif %}</p>
-{% if r.output %}<h2>What your code printed</h2><pre>{{ r.output[:5000] }}</pre>{% endif %}
-<p><small>submission sha256 {{ r.submission.sha256 }} · grader {{ r.grader_version }} · seed {{ r.seed }}</small></p>
+{% if v.failing_cells %}<h2>Cells that raised</h2><ul>
+{% for c in v.failing_cells %}<li>cell {{ c.index }}: <code>{{ c.message }}</code></li>{% endfor %}</ul>{% endif %}
+{% if v.warnings %}<h2>Warnings</h2><ul>{% for w in v.warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
+<h2>Resources</h2><p>wall time {{ '%.2f' % v.wall_s }} s
+{% if v.cpu_s is not none %}· CPU {{ '%.2f' % v.cpu_s }} s{% endif %}
+{% if v.peak_rss_mb is not none %}· peak memory {{ '%.0f' % v.peak_rss_mb }} MB{% endif %}</p>
+{% if v.output %}<h2>What your code printed</h2><pre>{{ v.output[:5000] }}</pre>
+{% elif v.output_withheld %}<p><small>What your code printed while it was graded is not shown.</small></p>{% endif %}
+<p><small>submission sha256 {{ v.sha256 }} · grader {{ v.grader_version }}</small></p>
 </body></html>
 """)
 
 SUMMARY = _ENV.from_string("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ assignment }}: class summary</title>
+<html lang="en"><head><meta charset="utf-8"><title>{{ assignment | text }}: class summary</title>
 <style>{{ style }}</style></head><body>
-<h1>{{ assignment }}: class summary</h1>
+<h1>{{ assignment | text }}: class summary</h1>
 <p>{{ total }} submissions: {{ graded }} graded (mean {{ '%.1f' % mean }}, median {{ '%.1f' % median }}),
 {{ invalid }} invalid, {{ errors }} grader errors.</p>
 <div class="plot" id="score-histogram">{{ score_plot | safe }}</div>
@@ -62,23 +68,28 @@ SUMMARY = _ENV.from_string("""<!DOCTYPE html>
 <div class="plot" id="memory">{{ memory_plot | safe }}</div>
 <h2>Slowest submissions</h2>
 <table><thead><tr><th>student</th><th>wall s</th><th>peak MB</th><th>score</th></tr></thead><tbody>
-{% for row in slowest %}<tr><td><a href="feedback/{{ row.student_id }}.html">{{ row.student_id }}</a></td>
+{% for row in slowest %}<tr>
+<td><a href="feedback/{{ row.student_id | urlencode }}.html">{{ row.student_id | text }}</a></td>
 <td>{{ '%.2f' % row.report.resources.wall_s }}</td>
 <td>{% if row.report.resources.peak_rss_mb is not none %}{{ '%.0f' % row.report.resources.peak_rss_mb }}{% endif %}</td>
 <td>{% if row.report.score is not none %}{{ '%g' % row.report.score }}{% endif %}</td></tr>{% endfor %}
 </tbody></table>
 {% if error_rows %}<h2>Grader errors (rerun these)</h2><ul>
-{% for row in error_rows %}<li>{{ row.student_id }}: {{ row.report.message }}</li>{% endfor %}</ul>{% endif %}
+{% for row in error_rows %}<li>{{ row.student_id | text }}: {{ row.report.message | text }}</li>{% endfor %}</ul>
+{% endif %}
 </body></html>
 """)
 
 
-def write_feedback(rows: list[Row], folder: Path) -> Path:
-    """``folder/<student id>.html`` for every student."""
+def write_feedback(rows: list[Row], folder: Path, policy: FeedbackPolicy) -> Path:
+    """``folder/<student id>.html`` for every student, from the student view."""
     folder.mkdir(parents=True, exist_ok=True)
     for row in rows:
-        failing = [cell for cell in row.report.cells if not cell.ok]
-        html = FEEDBACK.render(r=row.report, row=row, style=_STYLE, failing_cells=failing)
+        html = FEEDBACK.render(
+            v=student_view(row.report, policy), style=_STYLE,
+            student_id=sanitize_text(row.student_id, keep_newlines=False),
+            display_name=sanitize_text(row.display_name, keep_newlines=False),
+        )  # fmt: skip
         (folder / f"{row.student_id}.html").write_text(html, encoding="utf-8")
     return folder
 
@@ -90,7 +101,8 @@ def write_summary(rows: list[Row], path: Path) -> Path:
     rates: dict[str, float] = {}
     for row in graded:
         for test in row.report.tests:
-            rates[test.name] = rates.get(test.name, 0.0) + (test.status == "passed") / len(graded)
+            name = sanitize_text(test.name, keep_newlines=False)
+            rates[name] = rates.get(name, 0.0) + (test.status == "passed") / len(graded)
     html = SUMMARY.render(
         assignment=rows[0].report.assignment if rows else "(empty gradebook)",
         style=_STYLE,

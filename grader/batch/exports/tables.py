@@ -1,4 +1,8 @@
-"""Machine-readable exports: the CSV gradebook and JUnit XML."""
+"""Machine-readable exports: the CSV gradebook and JUnit XML.
+
+Both can reach students (an LMS import shows the CSV's message; CI systems show JUnit), so both
+are made from the student view. CSV cells are neutralised against formula injection.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from grader.batch.gradebook import Row
+from grader.grading.spec import FeedbackPolicy
+from grader.grading.student_view import csv_cell, sanitize_text, student_view
 
 
 def test_names(rows: list[Row]) -> list[str]:
@@ -14,48 +20,48 @@ def test_names(rows: list[Row]) -> list[str]:
     names: dict[str, None] = {}
     for row in rows:
         for test in row.report.tests:
-            names.setdefault(test.name, None)
+            names.setdefault(sanitize_text(test.name, keep_newlines=False), None)
     return list(names)
 
 
-def write_csv(rows: list[Row], path: Path) -> Path:
+def write_csv(rows: list[Row], path: Path, policy: FeedbackPolicy) -> Path:
     """One row per student: id, name, status, total, max, then one column per test."""
     tests = test_names(rows)
     with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["student_id", "name", "status", "score", "max_score", *tests, "message"])
+        writer.writerow(
+            [csv_cell(c) for c in ["student_id", "name", "status", "score", "max_score", *tests, "message"]]
+        )
         for row in rows:
-            report = row.report
-            scores = {t.name: t.score for t in report.tests}
-            total = "" if report.score is None else f"{report.score:g}"
-            per_test = ["" if report.status == "grader_error" else f"{scores.get(name, 0):g}" for name in tests]
-            writer.writerow(
-                [row.student_id, row.display_name, report.status, total, f"{report.max_score:g}", *per_test,
-                 report.message]
-            )  # fmt: skip
+            view = student_view(row.report, policy)
+            scores = {t.name: t.score for t in view.tests}
+            total = "" if view.score is None else f"{view.score:g}"
+            per_test = ["" if view.status == "grader_error" else f"{scores.get(name, 0):g}" for name in tests]
+            cells = [row.student_id, row.display_name, view.status, total, f"{view.max_score:g}", *per_test,
+                     view.message]  # fmt: skip
+            writer.writerow([csv_cell(cell) for cell in cells])
     return path
 
 
-def write_junit(rows: list[Row], path: Path) -> Path:
+def write_junit(rows: list[Row], path: Path, policy: FeedbackPolicy) -> Path:
     """A testsuite per student, a testcase per test; grader errors are <error> elements."""
     suites = ET.Element("testsuites", name="grader")
     for row in rows:
-        report = row.report
+        view = student_view(row.report, policy)
+        student = sanitize_text(row.student_id, keep_newlines=False)
+        classname = f"{view.assignment}.{student}"
         suite = ET.SubElement(
-            suites, "testsuite", name=row.student_id, tests=str(len(report.tests)),
-            failures=str(sum(t.status == "failed" for t in report.tests)),
-            errors=str(sum(t.status not in ("passed", "failed", "skipped") for t in report.tests)),
-            skipped=str(sum(t.status == "skipped" for t in report.tests)),
-            time=f"{report.resources.wall_s:.3f}",
+            suites, "testsuite", name=student, tests=str(len(view.tests)),
+            failures=str(sum(t.status == "failed" for t in view.tests)),
+            errors=str(sum(t.status not in ("passed", "failed", "skipped") for t in view.tests)),
+            skipped=str(sum(t.status == "skipped" for t in view.tests)),
+            time=f"{view.wall_s:.3f}",
         )  # fmt: skip
-        if report.status != "graded":
-            case = ET.SubElement(suite, "testcase", classname=f"{report.assignment}.{row.student_id}", name="load")
-            ET.SubElement(case, "error", message=report.message[:500], type=report.status)
-        for test in report.tests:
-            case = ET.SubElement(
-                suite, "testcase", classname=f"{report.assignment}.{row.student_id}", name=test.name,
-                time=f"{test.duration_s:.3f}",
-            )  # fmt: skip
+        if view.status != "graded":
+            case = ET.SubElement(suite, "testcase", classname=classname, name="load")
+            ET.SubElement(case, "error", message=view.message[:500], type=view.status)
+        for test in view.tests:
+            case = ET.SubElement(suite, "testcase", classname=classname, name=test.name, time=f"{test.duration_s:.3f}")
             if test.status == "failed":
                 ET.SubElement(case, "failure", message=test.message[:500], type="failed")
             elif test.status == "skipped":
