@@ -168,8 +168,10 @@ def compare_codes(codes: Sequence[StudentCode], template: Template, settings: Se
         (a, b) for group in by_digest.values() for x, a in enumerate(group) for b in group[x + 1 :]
         if not (codes[a].archive and codes[b].archive)
     }  # fmt: skip
+    # a pair that shares less than a quarter of min_mass cannot reach any threshold worth listing
+    worth = {key for key, units in shared.items() if sum(v[0] for v in units.values()) >= settings.min_mass / 4}
     pairs: list[PairMatch] = []
-    for a, b in set(shared) | identical:
+    for a, b in worth | identical:
         pair = _pair(index, codes, a, b, shared.get((a, b), {}), settings)
         same = (a, b) in identical
         flagged = same or pair.similarity >= settings.threshold

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from grader.similarity.linearise import BUILTIN_NAMES, Lineariser, Tokens, Vocabulary
-from grader.similarity.normalise import clean_block, import_aliases, loaded_names, normalise_function
+from grader.similarity.normalise import clean_block, import_aliases, normalise_function
 from grader.similarity.normalise import normalise_statements as normalise_top
 
 OTHER = "(other code)"
@@ -80,14 +80,14 @@ def parse_cells(cells: Sequence[CodeCell], skip: frozenset[str], notes: list[str
         if cell.source.strip() in skip or not cell.source.strip():
             parsed.append([])
             continue
-        try:
-            tree = ast.parse(cell.source)
+        try:  # blank lines in front give submission-wide line numbers at no cost
+            tree = ast.parse("\n" * (cell.first_line - 1) + cell.source)
         except (SyntaxError, ValueError) as exc:
-            where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
+            line = exc.lineno - cell.first_line + 1 if isinstance(exc, SyntaxError) and exc.lineno else 0
+            where = f" (line {line})" if line > 0 else ""
             notes.append(f"cell {cell.index} is not valid Python{where}; it was left out of the comparison")
             parsed.append([])
             continue
-        ast.increment_lineno(tree, cell.first_line - 1)
         parsed.append(tree.body)
     return parsed
 
@@ -178,6 +178,28 @@ def extract(code: StudentCode, template: Template) -> StudentCode:
     return code
 
 
+def _survey(module: ast.Module) -> tuple[dict[str, str], set[str], set[str], set[str]]:
+    """One walk for what naming needs: import aliases, names read, attributes stored, method names."""
+    used: set[str] = set()
+    stored: set[str] = set()
+    methods: set[str] = set()
+    imports: list[ast.stmt] = []
+    for node in ast.walk(module):
+        if isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Store):
+                used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            if not isinstance(node.ctx, ast.Load):
+                stored.add(node.attr)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(node)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            used.update(node.names)
+        elif isinstance(node, ast.ClassDef):
+            methods.update(m.name for m in node.body if isinstance(m, _DEFS))
+    return import_aliases(ast.Module(body=imports, type_ignores=[])), used, stored, methods
+
+
 class _Extractor:
     """One pass over a submission's statements, sorting each into a unit or into the template's part."""
 
@@ -190,12 +212,8 @@ class _Extractor:
     ) -> None:
         self.template, self.code, self.parsed, self.record = template, code, parsed, record
         module = ast.Module(body=[stmt for cell in parsed for stmt in cell], type_ignores=[])
-        self.aliases = template.aliases | import_aliases(module)
-        self.used = loaded_names(module.body)
-        stored = {n.attr for n in ast.walk(module) if isinstance(n, ast.Attribute) and not isinstance(n.ctx, ast.Load)}
-        methods = {
-            m.name for c in ast.walk(module) if isinstance(c, ast.ClassDef) for m in c.body if isinstance(m, _DEFS)
-        }
+        self.aliases, self.used, stored, methods = _survey(module)
+        self.aliases = template.aliases | self.aliases
         kept = BUILTIN_NAMES | template.defined | {name.split(".")[0] for name in template.function_names}
         renamable = frozenset(n for n in (stored | methods) - template.identifiers if not n.startswith("__"))
         self.lineariser = Lineariser(Vocabulary(self.aliases, frozenset(kept), renamable))
@@ -249,9 +267,10 @@ class _Extractor:
         elif isinstance(stmt, ast.ClassDef):
             self._class(stmt)
         elif isinstance(stmt, _DEFS):
-            key = self.lineariser.key(self._normalised_def(stmt))
+            normalised = self._normalised_def(stmt)
+            key = self.lineariser.key(normalised)
             if not self._given(key, stmt) and (stmt.name in self.used or stmt.name in self.template.defined):
-                self._add(OTHER, self.lineariser.statements([self._normalised_def(stmt)]))
+                self._add(OTHER, self.lineariser.statements([normalised]))
 
     def _normalised_def(self, stmt: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.stmt:
         body = normalise_function(stmt, self.aliases, self.lineariser.key)
@@ -259,13 +278,13 @@ class _Extractor:
         return ast.copy_location(signature, stmt)
 
     def _named_function(self, unit: str, stmt: ast.FunctionDef | ast.AsyncFunctionDef, replace: bool = True) -> None:
+        first_body = stmt.body[1:] if ast.get_docstring(stmt) is not None else stmt.body
+        header_end = (first_body[0].lineno - 1) if first_body else (stmt.end_lineno or stmt.lineno)
         body = normalise_function(stmt, self.aliases, self.lineariser.key)
         keys = [self.lineariser.key(s) for s in body]
         if self.record is not None:
             self.record[1][unit] = frozenset(keys)
         given = self.template.function_keys.get(unit, frozenset()) if self.record is None else frozenset()
-        first_body = stmt.body[1:] if ast.get_docstring(stmt) is not None else stmt.body
-        header_end = (first_body[0].lineno - 1) if first_body else (stmt.end_lineno or stmt.lineno)
         if unit in self.template.function_keys or self.record is not None:
             self.code.template_lines.update(range(stmt.lineno, header_end + 1))
         own = []

@@ -179,43 +179,48 @@ def is_unused(stmt: ast.stmt, used: set[str]) -> bool:
     return False
 
 
-def prune_block(body: list[ast.stmt], used: set[str]) -> list[ast.stmt]:
-    """Drop unused assignments and definitions, at every depth of a function body."""
+def prune_block(body: list[ast.stmt], used: set[str], removed: list[int] | None = None) -> list[ast.stmt]:
+    """Drop unused assignments and definitions, at every depth of a function body; count them in ``removed``."""
     out: list[ast.stmt] = []
     for stmt in body:
         if is_unused(stmt, used):
+            if removed is not None:
+                removed[0] += 1
             continue
         if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             for name in _BLOCK_FIELDS:
                 if isinstance(getattr(stmt, name, None), list):
-                    setattr(stmt, name, prune_block(getattr(stmt, name), used))
+                    setattr(stmt, name, prune_block(getattr(stmt, name), used, removed))
             if isinstance(stmt, ast.Try):
                 for handler in stmt.handlers:
-                    handler.body = prune_block(handler.body, used)
+                    handler.body = prune_block(handler.body, used, removed)
         if not _is_empty_compound(stmt):
             out.append(stmt)
+        elif removed is not None:
+            removed[0] += 1
     return out
 
 
 def normalise_function(
     node: ast.FunctionDef | ast.AsyncFunctionDef, aliases: dict[str, str], key: StatementKey
 ) -> list[ast.stmt]:
-    """The canonical body of one function: cleaned, pruned to a fixed point, independent statements sorted."""
-    work = copy.deepcopy(node)
-    _strip_signature(work)
-    body = clean_block(_drop_docstring(work.body), aliases)
+    """The canonical body of one function: cleaned, pruned to a fixed point, independent statements sorted.
+
+    Works on the parsed tree in place (each submission's tree is parsed for this and used once):
+    copying it would cost more than all the rest.
+    """
+    _strip_signature(node)
+    body = clean_block(_drop_docstring(node.body), aliases)
     for _ in range(8):  # each round can expose more dead code (a name only a dropped line read)
-        used = loaded_names(body)
-        pruned = prune_block(clean_block(body, aliases), used)
-        if ast.dump(ast.Module(body=pruned, type_ignores=[])) == ast.dump(ast.Module(body=body, type_ignores=[])):
+        removed = [0]
+        body = prune_block(body, loaded_names(body), removed)
+        if not removed[0]:
             break
-        body = pruned
     return canonical_order(body, key)
 
 
 def normalise_statements(
     body: list[ast.stmt], aliases: dict[str, str], used: set[str], key: StatementKey
 ) -> list[ast.stmt]:
-    """Top-level statements (not definitions): cleaned, dead assignments dropped, sorted."""
-    work = clean_block(copy.deepcopy(body), aliases)
-    return canonical_order(prune_block(work, used), key)
+    """Top-level statements (not definitions): cleaned, dead assignments dropped, sorted (in place)."""
+    return canonical_order(prune_block(clean_block(body, aliases), used), key)

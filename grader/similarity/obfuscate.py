@@ -18,7 +18,7 @@ _WORDS = ("val", "tmp", "arr", "res", "data", "item", "thing", "my", "out", "par
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-def _apply(source: str, edits: list[Edit]) -> str:
+def apply_edits(source: str, edits: list[Edit]) -> str:
     lines = [line.encode() for line in source.split("\n")]
     for line, start, end, text in sorted(set(edits), key=lambda e: (e[0], e[1]), reverse=True):
         lines[line - 1] = lines[line - 1][:start] + text.encode() + lines[line - 1][end:]
@@ -60,7 +60,7 @@ def rename(source: str, rng: random.Random, keep: frozenset[str]) -> str:
             line = lines[node.lineno - 1].encode()
             start = line.index(node.name.encode(), node.col_offset)
             edits.append((node.lineno, start, start + len(node.name), mapping[node.name]))
-    return _apply(source, edits)
+    return apply_edits(source, edits)
 
 
 def _statements(tree: ast.AST) -> list[ast.stmt]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.submission import InvalidSubmission, load_submission
+from grader.grading.submission import InvalidSubmission, load_submission
 
 REPORT_SUFFIX = ".json"
 
@@ -33,8 +33,8 @@ def _resolve(recorded: str, out_dir: Path) -> Path:
 
 def batch_files(out_dir: Path) -> tuple[list[Found], list[str]]:
     """Submissions of a graded batch: the gradebook's rows, or else the reports ``OUT/<id>.json``."""
-    from grader.gradebook import GRADEBOOK_FILE, read_rows
-    from grader.report import read_report
+    from grader.batch.gradebook import GRADEBOOK_FILE, read_rows
+    from grader.grading.report import read_report
 
     found: list[Found] = []
     problems: list[str] = []
@@ -54,7 +54,7 @@ def batch_files(out_dir: Path) -> tuple[list[Found], list[str]]:
 
 def archive_files(archive: Path, scratch: Path) -> tuple[list[Found], list[str]]:
     """An earlier year: a graded OUT folder, a folder of submissions, or a .zip of them."""
-    from grader.intake import collect
+    from grader.batch.intake import collect
 
     if archive.is_dir() and any(archive.glob(f"*{REPORT_SUFFIX}")):
         found, problems = batch_files(archive)
