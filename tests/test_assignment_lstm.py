@@ -1,8 +1,10 @@
-"""The lstm assignment end to end, in the real sandbox: solution, template, samples, buggy variants."""
+"""The lstm assignment end to end, in the real sandbox: solution, template, samples, variants."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -16,7 +18,8 @@ from grader.static_checks import check_cells
 from grader.submission import Cell
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures" / "lstm"
+VARIANTS = REPO_ROOT / "solutions" / "lstm" / "variants"
+EXPECTED_VARIANTS: dict[str, dict[str, Any]] = tomllib.loads((VARIANTS / "expected.toml").read_text())
 
 SHAPES, FIRST_STEP, SEQUENCE = (
     "test_parameters_and_output_shapes",
@@ -32,13 +35,6 @@ EXPECTED_SAMPLES = {
     "correct": (100.0, ALL_TESTS),
     "partly_wrong": (65.0, {SHAPES, FIRST_STEP, SEQUENCE, TRAINING}),
     "broken": (0.0, set()),
-}
-EXPECTED_VARIANTS = {
-    "forget_gate_wrong_sign": (45.0, {SHAPES, FIRST_STEP, TRAINING}),
-    "gates_in_wrong_order": (35.0, {SHAPES, TRAINING}),
-    "missing_bias": (35.0, {SHAPES, TRAINING}),
-    "wrong_activation": (35.0, {SHAPES, TRAINING}),
-    "uses_nn_lstmcell": (0.0, set()),
 }
 FORBIDDEN_MESSAGE = (
     "not graded: the submission uses what this assignment forbids: "
@@ -80,6 +76,25 @@ def check_messages(report: SubmissionReport, name: str) -> None:
     messages = {test.name: test.message.split("\n")[0] for test in report.tests}
     for test_name, message in EXPECTED_MESSAGES.get(name, {}).items():
         assert messages[test_name] == message, f"{test_name}: {messages[test_name]!r}"
+
+
+def not_passed(report: SubmissionReport) -> dict[str, str]:
+    """The status of every test that did not pass."""
+    return {test.name: test.status for test in report.tests if test.status != "passed"}
+
+
+def within(bound: str, score: float, full: float) -> bool:
+    """Whether `score` meets an expected.toml bound such as "== full", "< full" or "<= 40"."""
+    operator, value = bound.split()
+    target = full if value == "full" else float(value)
+    checks = {
+        "==": score == target,
+        "<": score < target,
+        "<=": score <= target,
+        ">": score > target,
+        ">=": score >= target,
+    }
+    return checks[operator]
 
 
 def training_loss(report: SubmissionReport) -> float:
@@ -151,20 +166,37 @@ def test_sample_gets_its_expected_score(repo_course: Path, sandbox_mode: str, na
     assert failing == EXPECTED_CELL_ERRORS.get(name, {})
 
 
+def test_every_variant_has_an_expectation() -> None:
+    files = {path.stem for path in VARIANTS.iterdir() if path.suffix in (".py", ".ipynb")}
+    assert files == set(EXPECTED_VARIANTS), "solutions/lstm/variants and its expected.toml disagree"
+    for name, expected in EXPECTED_VARIANTS.items():
+        assert expected["kind"] in ("bug", "correct") and expected["why"], name
+        assert set(expected.get("not_passed", {})) <= ALL_TESTS, name
+        if expected["kind"] == "correct":
+            assert expected["score"] == "== full" and "not_passed" not in expected, name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED_VARIANTS))
-def test_buggy_variant_gets_its_expected_score(repo_course: Path, sandbox_mode: str, name: str) -> None:
-    score, passing = EXPECTED_VARIANTS[name]
-    report = grade_lstm(repo_course, FIXTURES / f"{name}.py", sandbox_mode)
+def test_variant_gets_its_expected_score(repo_course: Path, sandbox_mode: str, name: str) -> None:
+    expected = EXPECTED_VARIANTS[name]
+    path = next((repo_course / "solutions" / "lstm" / "variants").glob(f"{name}.*"))
+    report = grade_lstm(repo_course, path, sandbox_mode)
     assert report.status == "graded", report.message
-    assert report.score == score, [(t.name, t.score, t.message) for t in report.tests]
-    assert passed(report) == passing
-    assert report.score < report.max_score
+    assert report.score is not None and report.max_score == 100.0
+    if expected["kind"] == "bug":
+        assert report.score < report.max_score, f"{name} is a bug but scored full marks"
+    else:
+        assert report.score == report.max_score, not_passed(report)
+    assert within(expected["score"], report.score, report.max_score), [
+        (t.name, t.score, t.message) for t in report.tests
+    ]
+    assert not_passed(report) == expected.get("not_passed", {})
     check_messages(report, name)
 
 
 def test_forbidden_submission_is_never_run(repo_course: Path, sandbox_mode: str) -> None:
-    report = grade_lstm(repo_course, FIXTURES / "uses_nn_lstmcell.py", sandbox_mode)
+    report = grade_lstm(repo_course, VARIANTS / "uses_nn_lstmcell.py", sandbox_mode)
     assert report.resources.worker_starts == 0
     assert FORBIDDEN_MESSAGE in report.warnings
 
