@@ -1,8 +1,10 @@
-"""The backprop assignment end to end in the real sandbox: solution, template and samples."""
+"""The backprop assignment end to end in the real sandbox: solution, template, samples and variants."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +112,63 @@ def test_stored_digits_split_is_scikit_learns_split():
         assert got.dtype == (np.float64 if want.dtype.kind == "f" else np.int64)
         np.testing.assert_array_equal(got, want)
     assert not stored.x_train.flags.writeable
+
+
+# ---------------------------------------------------------------- variants (solutions/backprop/variants)
+
+VARIANTS = REPO_ROOT / "solutions" / "backprop" / "variants"
+EXPECTED_VARIANTS: dict[str, dict[str, Any]] = tomllib.loads((VARIANTS / "expected.toml").read_text())
+# What the student reads about each bug (a fragment of the test's message).
+VARIANT_MESSAGES = {
+    "db_averaged_over_the_batch": {"test_linear_backward": "db: relative error against a numerical gradient"},
+    "relu_backward_masks_by_upstream_gradient": {"test_relu_backward": "relu_backward output: 31 of 60 entries"},
+    "sigmoid_backward_from_the_input": {"test_sigmoid_backward": "sigmoid_backward output: 18 of 18 entries"},
+    "softmax_gradient_not_divided_by_the_batch": {"test_softmax_cross_entropy_gradient": "dlogits: 35 of 35 entries"},
+    "softmax_without_the_max_shift": {
+        "test_softmax_cross_entropy_loss": "subtract the row maximum before exponentiating",
+        "test_softmax_cross_entropy_gradient": "entries of dlogits are nan or inf for logits near 1000",
+    },
+}
+
+
+def within(bound: str, score: float, full: float) -> bool:
+    """Whether `score` meets an expected.toml bound such as "== full", "< full" or "<= 40"."""
+    operator, value = bound.split()
+    target = full if value == "full" else float(value)
+    checks = {
+        "==": score == target,
+        "<": score < target,
+        "<=": score <= target,
+        ">": score > target,
+        ">=": score >= target,
+    }
+    return checks[operator]
+
+
+def test_every_variant_has_an_expectation():
+    files = {path.stem for path in VARIANTS.iterdir() if path.suffix in (".py", ".ipynb")}
+    assert files == set(EXPECTED_VARIANTS), "solutions/backprop/variants and its expected.toml disagree"
+    kinds = [expected["kind"] for expected in EXPECTED_VARIANTS.values()]
+    assert kinds.count("bug") >= 4 and kinds.count("correct") >= 2
+    for name, expected in EXPECTED_VARIANTS.items():
+        assert expected["kind"] in ("bug", "correct") and expected["why"], name
+        if expected["kind"] == "correct":
+            assert expected["score"] == "== full" and "not_passed" not in expected, name
+    assert set(VARIANT_MESSAGES) <= set(EXPECTED_VARIANTS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_VARIANTS))
+def test_variant_gets_its_expected_score(name, repo_course, sandbox_mode):
+    expected = EXPECTED_VARIANTS[name]
+    path = next((repo_course / "solutions" / "backprop" / "variants").glob(f"{name}.*"))
+    report = grade_file(repo_course, path, sandbox_mode)
+    assert report.status == "graded", report.message
+    if expected["kind"] == "bug":
+        assert report.score < report.max_score, f"{name} is a bug but scored full marks"
+    else:
+        assert report.score == report.max_score, scores(report)
+    assert within(expected["score"], report.score, report.max_score), scores(report)
+    assert {t.name: t.status for t in report.tests if t.status != "passed"} == expected.get("not_passed", {})
+    messages = {t.name: t.message for t in report.tests}
+    for test_name, fragment in VARIANT_MESSAGES.get(name, {}).items():
+        assert fragment in messages[test_name], (test_name, messages[test_name])

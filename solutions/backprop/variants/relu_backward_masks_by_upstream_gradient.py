@@ -1,0 +1,49 @@
+"""A backprop submission whose relu_backward keeps dout where dout > 0, not where x > 0.
+
+The gate of a ReLU is decided by its input in the forward pass, not by the gradient flowing
+back. Expected: below full marks (relu_backward and the two-layer gradient are wrong).
+"""
+
+import numpy as np
+
+
+def linear_forward(x, w, b):
+    return x.reshape(x.shape[0], -1) @ w + b
+
+
+def linear_backward(dout, x, w):
+    x_rows = x.reshape(x.shape[0], -1)
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x_rows.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def relu_forward(x):
+    return np.maximum(x, 0.0)
+
+
+def relu_backward(dout, x):
+    return dout * (dout > 0)
+
+
+def sigmoid_forward(x):
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+def sigmoid_backward(dout, x):
+    s = sigmoid_forward(x)
+    return dout * s * (1.0 - s)
+
+
+def softmax_cross_entropy(logits, y):
+    n = logits.shape[0]
+    rows = np.arange(n)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[rows, y].mean()
+    dlogits = np.exp(log_probs)
+    dlogits[rows, y] -= 1.0
+    dlogits /= n
+    return float(loss), dlogits

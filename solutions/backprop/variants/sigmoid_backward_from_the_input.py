@@ -1,0 +1,48 @@
+"""A backprop submission whose sigmoid_backward computes dout * x * (1 - x): the derivative
+formula s * (1 - s) applied to the input x instead of to s = sigmoid(x).
+
+Expected: below full marks (sigmoid_backward fails).
+"""
+
+import numpy as np
+
+
+def linear_forward(x, w, b):
+    return x.reshape(x.shape[0], -1) @ w + b
+
+
+def linear_backward(dout, x, w):
+    x_rows = x.reshape(x.shape[0], -1)
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x_rows.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def relu_forward(x):
+    return np.maximum(x, 0.0)
+
+
+def relu_backward(dout, x):
+    return dout * (x > 0)
+
+
+def sigmoid_forward(x):
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+def sigmoid_backward(dout, x):
+    return dout * x * (1.0 - x)
+
+
+def softmax_cross_entropy(logits, y):
+    n = logits.shape[0]
+    rows = np.arange(n)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[rows, y].mean()
+    dlogits = np.exp(log_probs)
+    dlogits[rows, y] -= 1.0
+    dlogits /= n
+    return float(loss), dlogits
