@@ -35,9 +35,7 @@ class LSTMCell(nn.Module):
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -bound, bound)
 
-    def forward(
-        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance the cell by one time step.
 
         Args:
@@ -113,9 +111,7 @@ def run_on_arrays(
 
 
 # %%
-def running_sum_data(
-    num_sequences: int, seq_len: int = 16, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def running_sum_data(num_sequences: int, seq_len: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Return inputs xs of shape (T, N, 1), uniform on [-1, 1], and targets 0.5 * cumsum(xs)."""
     rng = np.random.default_rng(seed)
     xs = rng.uniform(-1.0, 1.0, size=(seq_len, num_sequences, 1))
