@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 
@@ -235,3 +236,37 @@ def test_write_all_keeps_order_across_partial_writes_of_many_buffers(monkeypatch
     parts = [bytes([i % 251]) * (i % 5) for i in range(2000)]
     rpc.write_all(0, parts)
     assert bytes(written) == b"".join(parts)
+
+
+# ------------------------------------------------------------------ strings from the box (issue 11)
+
+
+def test_lone_surrogates_from_the_box_become_replacement_characters():
+    """A str may hold "\\ud800"; JSON spells it, but no report or gradebook can store it."""
+    value = {"s": "a\ud800b", "key \udcff": ["\udfff", ("\ud83d",)], "fine": "é😀"}
+    frame = rpc.encode_frame({"id": 1, "message": "ValueError: \ud800", "detail": {"x\udc80": ["\udc80"]}}, value)
+    read, write = os.pipe()
+    try:
+        rpc.write_all(write, frame)
+        header = rpc.read_frame(read)
+    finally:
+        os.close(read)
+        os.close(write)
+    assert header["value"] == {"s": "a\ufffdb", "key \ufffd": ["\ufffd", ("\ufffd",)], "fine": "é😀"}
+    assert header["message"] == "ValueError: \ufffd"
+    assert header["detail"] == {"x\ufffd": ["\ufffd"]}
+    json.dumps(header["value"], ensure_ascii=False).encode()  # what writing a report needs: no error
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (_frame(b'{"message": "\xed\xa0\x80"}'), "not valid JSON"),  # a surrogate as raw (invalid) UTF-8
+        (_frame(b'{"id": 1}'.replace(b"1", b"1, \xff")), "not valid JSON"),
+        (_frame(b'{"detail": ' + b"[" * 40 + b"]" * 40 + b"}"), "header is nested deeper than 32"),
+    ],
+    ids=["raw-surrogate", "not-utf8", "deep-header-field"],
+)
+def test_header_fields_are_checked_like_values(frame, message):
+    with pytest.raises(rpc.FrameError, match=message):
+        _read(frame)

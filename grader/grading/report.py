@@ -3,16 +3,50 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_CHARS = 2000
 
 TestStatus = Literal["passed", "failed", "error", "timeout", "memory", "crashed", "invalid", "skipped"]
 SubmissionStatus = Literal["graded", "invalid_submission", "grader_error"]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _byte_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
+
+
+def valid_text(text: str, bytes_as_escapes: bool = True) -> str:
+    r"""``text`` as valid Unicode: what JSON and SQLite can store (issue 11).
+
+    Python reads a file name's undecodable bytes as lone surrogates (surrogateescape); each such
+    byte is written ``\xNN``, as ``backslashreplace`` would, unless ``bytes_as_escapes`` is false
+    (source code, where a backslash would mean something); every other lone surrogate becomes U+FFFD.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_byte_escape if bytes_as_escapes else "\ufffd", text)
+    return text
+
+
+def printable(text: str) -> str:
+    r"""``text`` on one line for a TA to read: valid (see valid_text), and every character that
+    ``repr`` would escape (newlines, control and text-direction characters) escaped the same way."""
+    text = valid_text(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -30,6 +64,12 @@ class SubmissionInfo(_Model):
     id: str = Field(description="Submission id: the file's stem, or the student id in a batch.")
     path: str = Field(description="Path of the submitted file as given to the grader.")
     sha256: str | None = Field(description="SHA-256 of the file's bytes; null if it could not be read.")
+
+    @field_validator("id", "path")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        """A file name may hold bytes that are not UTF-8; the report keeps them as ``\\xNN`` (issue 11)."""
+        return valid_text(value)
 
 
 class TestResult(_Model):

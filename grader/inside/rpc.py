@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+import re
 import select
 import struct
 import sys
@@ -39,6 +40,9 @@ NPY_HEADER_MAX = 10_240  # numpy reads at most 10,000 header bytes unless told o
 IOV_MAX = 512  # buffers per writev call; Linux allows 1024
 
 Buffer = bytes | bytearray | memoryview
+# JSON can spell a lone surrogate ("\\ud800"), which a str may hold but no report or gradebook can
+# store (UTF-8 has no encoding for it): every string that comes out of a frame has them replaced.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FrameError(Exception):
@@ -55,6 +59,31 @@ class ChannelClosed(Exception):
 
 class ChannelTimeout(Exception):
     """No complete frame arrived before the deadline."""
+
+
+def _valid_str(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (issue 11)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _plain(node: Any, depth: int = 0) -> Any:
+    """A header field other than the value (a message, a traceback): JSON with its strings made valid."""
+    if depth > MAX_DEPTH:
+        raise FrameError(f"frame header is nested deeper than {MAX_DEPTH}")
+    kind = type(node)
+    if kind is str:
+        return _valid_str(node)
+    if kind is list:
+        return [_plain(item, depth + 1) for item in node]
+    if kind is dict:
+        return {_valid_str(key): _plain(item, depth + 1) for key, item in node.items()}
+    return node
 
 
 def _type_name(value: object) -> str:
@@ -149,7 +178,9 @@ class _Decoder:
         if depth > MAX_DEPTH or self.items > MAX_ITEMS:
             raise FrameError(f"value is nested deeper than {MAX_DEPTH} or has too many items")
         kind = type(node)
-        if node is None or kind in (bool, int, float, str):
+        if kind is str:
+            return _valid_str(node)
+        if node is None or kind in (bool, int, float):
             return node
         if kind is list:
             return [self.decode(item, depth + 1) for item in node]
@@ -159,7 +190,7 @@ class _Decoder:
         if tag == "$t" and type(inner) is list:
             return tuple(self.decode(item, depth + 1) for item in inner)
         if tag == "$d" and type(inner) is dict:
-            return {key: self.decode(item, depth + 1) for key, item in inner.items()}
+            return {_valid_str(key): self.decode(item, depth + 1) for key, item in inner.items()}
         if tag == "$f" and inner in ("nan", "inf", "-inf"):
             return float(inner)
         if tag == "$b":
@@ -231,12 +262,13 @@ def decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
 
 def _decode_frame(header_bytes: bytes, payload: memoryview) -> dict[str, Any]:
     try:
-        header = json.loads(header_bytes)
+        header = json.loads(header_bytes.decode("utf-8"))  # strict: our encoder writes ASCII only
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise FrameError("frame header is not valid JSON") from None
     if type(header) is not dict:
         raise FrameError("frame header is not a JSON object")
     lengths = header.pop("blobs", [])
+    header = {_valid_str(key): item if key == "value" else _plain(item) for key, item in header.items()}
     if type(lengths) is not list or len(lengths) > MAX_ITEMS:
         raise FrameError("frame header has a malformed blob table")
     offsets, offset = [], 0
