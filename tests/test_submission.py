@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -109,3 +110,73 @@ def test_markdown_and_raw_cells_are_not_code(tmp_path):
     path = tmp_path / "r.ipynb"
     nbformat.write(notebook, path)
     assert [c.source for c in load_submission(path).cells] == ["a = 1"]
+
+
+# ------------------------------------------------------------------ hostile bytes (issue 11)
+
+
+def nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def notebook_json(*sources: str, metadata: object = None) -> str:
+    cells = [
+        {"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None} for s in sources
+    ]
+    return json.dumps({"nbformat": 4, "nbformat_minor": 4, "metadata": metadata or {}, "cells": cells})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # Past what json's parser follows (RecursionError inside it) ...
+        ('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}",
+         "deep.ipynb is not a valid notebook: its JSON is nested more than 100 levels deep; "
+         "open it in Jupyter, save it, and submit again"),
+        # ... and well inside it, but past what nbformat's recursive validator should be given.
+        (notebook_json("x = 1", metadata={"deep": nested(99)}),  # 101 levels with the notebook and its metadata
+         "deep.ipynb is not a valid notebook: its JSON is nested more than 100 levels deep; "
+         "open it in Jupyter, save it, and submit again"),
+        # Python refuses to turn more than 4300 digits into an int (ValueError, CVE-2020-10735).
+        (notebook_json("x = 1")[:-1] + ', "huge": ' + "9" * 5000 + "}",
+         "deep.ipynb is not a valid notebook: it holds a number of more than 4300 digits; "
+         "open it in Jupyter, save it, and submit again"),
+    ],
+)  # fmt: skip
+def test_parser_errors_of_hostile_notebooks_are_invalid_submissions(tmp_path, content, message):
+    path = tmp_path / "deep.ipynb"
+    path.write_text(content)
+    with pytest.raises(InvalidSubmission) as caught:
+        load_submission(path)
+    assert str(caught.value) == message
+
+
+def test_a_notebook_just_inside_the_depth_limit_loads(tmp_path):
+    path = tmp_path / "ok.ipynb"
+    path.write_text(notebook_json("x = 1", metadata={"deep": nested(98)}))  # 100 levels: the limit
+    assert load_submission(path).cells[0].source == "x = 1"
+
+
+def test_a_lone_surrogate_in_a_cell_becomes_a_replacement_character(tmp_path):
+    path = tmp_path / "s.ipynb"
+    path.write_text(
+        notebook_json('name = "\ud800"\n!ls \udcff')
+    )  # written as JSON escapes: UTF-8 has no bytes for them
+    submission = load_submission(path)
+    assert submission.cells[0].source == 'name = "\ufffd"\npass'
+    assert submission.warnings == (
+        "cell 0: characters that are not valid Unicode (lone surrogates) became U+FFFD",
+        "cell 0: shell command '!ls \ufffd' was not run",
+    )
+    compile(submission.cells[0].source, "<cell 0>", "exec")  # what the worker does; a surrogate would raise
+
+
+def test_a_file_name_of_any_bytes_is_named_readably(tmp_path):
+    path = tmp_path / os.fsdecode(b"M\xfcller\n.ipynb")
+    path.write_bytes(b"")
+    with pytest.raises(InvalidSubmission) as caught:
+        load_submission(path)
+    assert str(caught.value) == "M\\xfcller\\n.ipynb is empty (0 bytes); submit the notebook you worked in"

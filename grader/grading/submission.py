@@ -5,11 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from grader.grading.report import printable, valid_text
 
 MAX_SUBMISSION_BYTES = 20 * 1024 * 1024
+# No notebook Jupyter writes comes near this; nbformat's validator recurses on depth (issue 11).
+MAX_NOTEBOOK_DEPTH = 100
 
 # Line magics that are harmless to drop silently: they only change the display or the kernel.
 _IGNORED_LINE_MAGICS = {"matplotlib", "load_ext", "autoreload", "config", "precision", "pylab"}
@@ -97,9 +103,31 @@ def _decode(raw: bytes, name: str) -> str:
         ) from None
 
 
-def _notebook_cells(text: str, name: str, notes: list[str]) -> list[Cell]:
-    import nbformat
+def _nested_deeper_than(data: Any, limit: int) -> bool:
+    """Whether parsed JSON nests lists and objects more than ``limit`` deep (iterative: no recursion)."""
+    stack = [iter((data,))]
+    while stack:
+        for child in stack[-1]:
+            if type(child) is dict or type(child) is list:
+                stack.append(iter(child.values() if type(child) is dict else child))
+                break
+        else:
+            stack.pop()
+            continue
+        if len(stack) > limit + 1:
+            return True
+    return False
 
+
+def _too_deep(name: str) -> InvalidSubmission:
+    return InvalidSubmission(
+        f"{name} is not a valid notebook: its JSON is nested more than {MAX_NOTEBOOK_DEPTH} levels deep; "
+        "open it in Jupyter, save it, and submit again"
+    )
+
+
+def _parse_json(text: str, name: str) -> Any:
+    """The notebook's JSON, or InvalidSubmission: every error the parser raises is the file's (issue 11)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -107,6 +135,30 @@ def _notebook_cells(text: str, name: str, notes: list[str]) -> list[Cell]:
             f"{name} is not a valid notebook: its JSON is broken at line {exc.lineno}, "
             f"column {exc.colno}; open it in Jupyter, save it, and submit again"
         ) from None
+    except RecursionError:  # nested past what the parser can follow (about 1000 levels)
+        raise _too_deep(name) from None
+    except ValueError:  # the only other one: an integer over Python's digit limit (CVE-2020-10735)
+        raise InvalidSubmission(
+            f"{name} is not a valid notebook: it holds a number of more than {sys.get_int_max_str_digits()} "
+            "digits; open it in Jupyter, save it, and submit again"
+        ) from None
+    if _nested_deeper_than(data, MAX_NOTEBOOK_DEPTH):
+        raise _too_deep(name)
+    return data
+
+
+def _valid_source(source: str, cell_index: int, notes: list[str]) -> str:
+    """JSON can spell a lone surrogate (``\\ud800``) that Python cannot compile; U+FFFD instead (issue 11)."""
+    valid = valid_text(source, bytes_as_escapes=False)
+    if valid != source:
+        notes.append(f"cell {cell_index}: characters that are not valid Unicode (lone surrogates) became U+FFFD")
+    return valid
+
+
+def _notebook_cells(text: str, name: str, notes: list[str]) -> list[Cell]:
+    import nbformat
+
+    data = _parse_json(text, name)
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise InvalidSubmission(f"{name} is JSON but not a Jupyter notebook (it has no cells)")
     major = data.get("nbformat")
@@ -130,6 +182,7 @@ def _notebook_cells(text: str, name: str, notes: list[str]) -> list[Cell]:
             source = "".join(str(part) for part in source)
         if not isinstance(source, str):
             raise InvalidSubmission(f"{name}: cell {index} has no readable source")
+        source = _valid_source(source, index, notes)
         cells.append(Cell(index=index, source=rewrite_ipython(source, index, notes)))
     return cells
 
@@ -144,7 +197,7 @@ def _python_cells(text: str) -> list[Cell]:
 
 def load_submission(path: Path, submission_id: str | None = None) -> Submission:
     """Load and normalise a submission; raise InvalidSubmission with one clear sentence."""
-    name = path.name
+    name = printable(path.name)  # a name may hold bytes that are not UTF-8, or a newline (issue 11)
     try:
         raw = path.read_bytes()
     except IsADirectoryError:
