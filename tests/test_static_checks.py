@@ -45,3 +45,31 @@ def test_wildcards_match_families():
 
 def test_syntax_errors_are_left_to_the_worker():
     assert describe("def broken(:\n    nn.LSTM()") == []
+
+
+# ------------------------------------------------------------------ hostile source (issue 11)
+
+
+def test_source_too_deep_to_parse_is_not_waved_through():
+    # ast.parse gives up one level before compile() does (and the student may raise the recursion
+    # limit in an earlier cell): skipping such a cell would let a forbidden import run unchecked.
+    deep = "from torch.nn import LSTM\nx = " + "+".join(["1"] * 100_000)
+    assert describe("a = 1", deep) == [
+        "code nested too deeply to be checked for forbidden names (split the long expression) (cell 1)"
+    ]
+
+
+def test_without_rules_nothing_is_parsed():
+    cells = (Cell(0, "x = " + "+".join(["1"] * 100_000)),)
+    assert check_cells(cells, StaticPolicy()) == []  # the worker's compile reports it as the cell's error
+
+
+def test_null_bytes_are_left_to_the_worker():
+    assert describe("x = 1\x00", "import sklearn") == ["import of sklearn (cell 1, line 1)"]
+
+
+def test_more_code_than_can_be_checked_is_refused_not_parsed():
+    # Parsing costs this process ~500 bytes of memory per byte of source: 20 MB would be 10 GB.
+    assert describe("x = 1", "# padding\n" * 50_000) == [
+        "more code than can be checked for forbidden names (over 500,000 bytes) (cell 1)"
+    ]

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from grader.grading.spec import StaticPolicy
 from grader.grading.submission import Cell
 
+# The parser's tree costs ~500 bytes of this process's memory per byte of source; notebooks are
+# ~10 KB of code. Past this, the rules cannot be checked and the submission is not graded (issue 11).
+MAX_CHECKED_SOURCE_BYTES = 500_000
+TOO_DEEP = "code nested too deeply to be checked for forbidden names (split the long expression)"
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -23,7 +28,8 @@ class Violation:
     what: str
 
     def describe(self) -> str:
-        return f"{self.what} (cell {self.cell_index}, line {self.line})"
+        where = f"cell {self.cell_index}, line {self.line}" if self.line else f"cell {self.cell_index}"
+        return f"{self.what} ({where})"
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -75,11 +81,23 @@ def check_cells(cells: tuple[Cell, ...], policy: StaticPolicy) -> list[Violation
     if not policy.forbidden_imports and not policy.forbidden_calls:
         return []
     found: list[Violation] = []
+    checked_bytes = 0
     for cell in cells:
+        checked_bytes += len(cell.source.encode("utf-8", "replace"))
+        if checked_bytes > MAX_CHECKED_SOURCE_BYTES:
+            what = f"more code than can be checked for forbidden names (over {MAX_CHECKED_SOURCE_BYTES:,} bytes)"
+            found.append(Violation(cell.index, 0, what))
+            break
         try:
             tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue  # reported as a cell error when the worker runs it
+        except (SyntaxError, ValueError):  # ValueError: a null byte (Python 3.11)
+            continue  # the worker's compile raises the same: reported as that cell's error
+        except (RecursionError, MemoryError):
+            # Not a verdict on the code: how deep the parser gets depends on this process's stack,
+            # and the worker's compile may go one level further (or more, after
+            # sys.setrecursionlimit in an earlier cell), so skipping would let forbidden code through.
+            found.append(Violation(cell.index, 0, TOO_DEEP))
+            continue
         found.extend(_check_tree(tree, cell, policy))
     unique = {(v.cell_index, v.line, v.what): v for v in found}
     return sorted(unique.values(), key=lambda v: (v.cell_index, v.line, v.what))
