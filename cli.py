@@ -221,11 +221,11 @@ def _run_batch(
 @click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
 def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) -> None:
     """Run the visible tests on your NOTEBOOK and explain what to fix."""
-    from grader.batch.console import print_report
+    from grader.batch.console import print_student_view
     from grader.doctor import probe_sandbox
     from grader.grading.pipeline import grade as grade_one
     from grader.settings import GradeSettings
-    from grader.student.check import find_assignment_for
+    from grader.student.check import check_view, find_assignment_for
 
     console = _console()
     try:
@@ -236,15 +236,11 @@ def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) 
     if sandbox == "none":
         console.print("[dim]note: no sandbox available here; your own code runs as a plain subprocess[/dim]")
     report = grade_one(notebook, loaded, GradeSettings(sandbox=sandbox, tests="visible"))
-    print_report(console, report)
-    for cell in report.cells:
-        if not cell.ok:
-            console.print(f"[red]cell {cell.index} raised[/red]: {cell.message.splitlines()[0][:200]}")
-    for warning in report.warnings:
-        console.print(f"[yellow]warning[/yellow]: {warning}")
-    if report.status == "graded" and report.score == report.max_score:
+    view = check_view(report, loaded)  # everything the student reads comes from the student view
+    print_student_view(console, view)
+    if view.status == "graded" and view.score == view.max_score:
         console.print("[green]All visible tests pass.[/green] Hidden tests decide the grade.")
-    if report.status == "grader_error":
+    if view.status == "grader_error":
         sys.exit(EXIT_GRADER_ERROR)
 
 

@@ -87,6 +87,38 @@ def test_check_runs_visible_tests_with_friendly_output(make_course, tmp_path, sa
     assert "test_add_visible" in result.output and "All visible tests pass." in result.output
 
 
+SHOUTS = """
+import numpy as np
+from grader.testing import points, assert_close
+
+@points(1)
+def test_shout(submission):
+    submission.shout(3)
+
+@points(1)
+def test_double(submission):
+    assert_close(submission.double(np.array([100.0])), np.array([200.0]), "double(x)")
+"""
+
+
+SHOUTER = (
+    'def shout(x):\n    raise ValueError(f"bad {x}\\x1b]0;owned\\x07\\x1b[6n")\n\ndef double(x):\n    return x * 3\n'
+)
+
+
+def test_check_shows_the_students_own_errors_with_no_raw_escape_sequences(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN)
+    (course / "assignments" / "toy" / "tests" / "test_visible.py").write_text(SHOUTS)
+    notebook = course / "assignments" / "toy" / "toy.py"
+    notebook.write_text(SHOUTER)
+    result = CliRunner().invoke(cli.main, ["check", str(notebook)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output, "an escape sequence reached the student's terminal raw"
+    # visible tests: the inputs are the student's own, so the exception's text and absolute errors are shown
+    assert "ValueError: bad 3\\x1b]0;owned\\x07\\x1b[6n (in cell 0, line 2, in shout)" in result.output
+    assert "double(x): 1 of 1 entries are wrong (largest absolute error 100;" in result.output
+
+
 def test_doctor_reports_the_sandbox(sandbox_mode):
     result = invoke("doctor")
     assert result.exit_code == 0, result.output
