@@ -19,7 +19,7 @@ from typing import IO
 
 from grader import __version__
 from grader.errors import UsageError
-from grader.grading.report import SubmissionReport
+from grader.grading.report import SubmissionReport, valid_text
 from grader.grading.spec import Assignment
 
 GRADEBOOK_FILE = "gradebook.sqlite"
@@ -110,7 +110,7 @@ class Gradebook:
         row = self.db.execute(
             "SELECT 1 FROM reports WHERE student_id = ? AND sha256 = ? AND fingerprint = ?"
             " AND status != 'grader_error'",
-            (student_id, sha256, fingerprint),
+            (valid_text(student_id), sha256, fingerprint),  # sqlite3 refuses lone surrogates (issue 11)
         ).fetchone()
         return row is not None
 
@@ -119,7 +119,7 @@ class Gradebook:
         self.db.execute(
             "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                report.submission.id, display_name, report.submission.sha256, fingerprint, report.status,
+                report.submission.id, valid_text(display_name), report.submission.sha256, fingerprint, report.status,
                 report.score, report.max_score, report.model_dump_json(), time.time(),
             ),
         )  # fmt: skip

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from grader.batch.executors import Job, LocalExecutor
 from grader.batch.gradebook import Gradebook, assignment_fingerprint
 from grader.batch.intake import Candidate, Intake
+from grader.batch.paths import safe_path_component
 from grader.grading.report import SubmissionReport, write_report
 from grader.grading.spec import Assignment
 from grader.sandbox.cgroups import sweep_stale_groups
@@ -63,7 +64,7 @@ def run_batch(
     try:
         fingerprint = assignment_fingerprint(assignment)
         todo: list[Candidate] = []
-        for candidate in intake.candidates:
+        for candidate in map(_with_safe_id, intake.candidates):
             if not force and gradebook.is_current(candidate.student_id, file_sha256(candidate.path), fingerprint):
                 summary.up_to_date += 1
             else:
@@ -75,7 +76,7 @@ def run_batch(
         executor = executor or LocalExecutor(workers, leases)
         for done, (job, report_json) in enumerate(executor.run(jobs, assignment, settings), start=1):
             report = SubmissionReport.model_validate_json(report_json)
-            write_report(report, out_dir / f"{job.student_id}.json")
+            write_report(report, out_dir / f"{safe_path_component(job.student_id)}.json")
             gradebook.record(report, names.get(job.student_id, ""), fingerprint)
             _count(summary, report)
             if on_report is not None:
@@ -83,6 +84,12 @@ def run_batch(
     finally:
         gradebook.close()
     return summary
+
+
+def _with_safe_id(candidate: Candidate) -> Candidate:
+    """Intake's ids are safe already; a candidate built by hand gets the same rule (issue 11)."""
+    student_id = safe_path_component(candidate.student_id)
+    return candidate if student_id == candidate.student_id else replace(candidate, student_id=student_id)
 
 
 def _count(summary: BatchSummary, report: SubmissionReport) -> None:
