@@ -59,6 +59,7 @@ class Template:
     cell_sources: frozenset[str] = frozenset()
     defined: frozenset[str] = frozenset()
     identifiers: frozenset[str] = frozenset()
+    attributes: frozenset[str] = frozenset()
     aliases: dict[str, str] = field(default_factory=dict)
     streams: tuple[Tokens, ...] = ()
 
@@ -146,11 +147,13 @@ def read_template(cells: list[tuple[int, str]], function_names: Sequence[str]) -
     parsed = parse_cells(lay_out(cells), frozenset(), notes)
     body = [stmt for cell in parsed for stmt in cell]
     names = tuple(function_names) or tuple(template_function_names(body))
+    aliases, _, stored, methods = _survey(ast.Module(body=body, type_ignores=[]))
     bare = Template(
         function_names=names,
         defined=frozenset(_defined(body)),
         identifiers=frozenset(_identifiers(body)),
-        aliases=import_aliases(ast.Module(body=body, type_ignores=[])),
+        attributes=frozenset(stored | methods),
+        aliases=aliases,
     )
     code = StudentCode("template", "template", lay_out(cells))
     keys: set[tuple[str, ...]] = set()
@@ -163,6 +166,7 @@ def read_template(cells: list[tuple[int, str]], function_names: Sequence[str]) -
         cell_sources=frozenset(source.strip() for _, source in cells if source.strip()),
         defined=bare.defined,
         identifiers=bare.identifiers,
+        attributes=bare.attributes,
         aliases=bare.aliases,
         streams=tuple(tokens for streams in code.units.values() for tokens in streams),
     )
@@ -215,7 +219,8 @@ class _Extractor:
         self.aliases, self.used, stored, methods = _survey(module)
         self.aliases = template.aliases | self.aliases
         kept = BUILTIN_NAMES | template.defined | {name.split(".")[0] for name in template.function_names}
-        renamable = frozenset(n for n in (stored | methods) - template.identifiers if not n.startswith("__"))
+        # attributes and methods the submission defines itself: self.encoder and self.enc are one thing
+        renamable = frozenset(n for n in (stored | methods) - template.attributes if not n.startswith("__"))
         self.lineariser = Lineariser(Vocabulary(self.aliases, frozenset(kept), renamable))
         self.named = set(template.function_names)
 

@@ -187,13 +187,12 @@ def prune_block(body: list[ast.stmt], used: set[str], removed: list[int] | None 
             if removed is not None:
                 removed[0] += 1
             continue
-        if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            for name in _BLOCK_FIELDS:
-                if isinstance(getattr(stmt, name, None), list):
-                    setattr(stmt, name, prune_block(getattr(stmt, name), used, removed))
-            if isinstance(stmt, ast.Try):
-                for handler in stmt.handlers:
-                    handler.body = prune_block(handler.body, used, removed)
+        for name in _BLOCK_FIELDS:  # nested functions too: a dead line hides in a helper as well
+            if isinstance(getattr(stmt, name, None), list):
+                setattr(stmt, name, prune_block(getattr(stmt, name), used, removed))
+        if isinstance(stmt, ast.Try):
+            for handler in stmt.handlers:
+                handler.body = prune_block(handler.body, used, removed)
         if not _is_empty_compound(stmt):
             out.append(stmt)
         elif removed is not None:

@@ -31,17 +31,29 @@ def _protected(tree: ast.Module, keep: frozenset[str]) -> set[str]:
     return set(keep) | BUILTIN_NAMES | imported | {"self", "cls"}
 
 
-def rename(source: str, rng: random.Random, keep: frozenset[str]) -> str:
-    """Every local variable, parameter, helper function and own attribute gets a new name."""
-    tree = ast.parse(source)
-    protected = _protected(tree, keep)
+def rename_map(sources: list[str], rng: random.Random, keep: frozenset[str]) -> tuple[dict[str, str], set[str]]:
+    """New names for every local, parameter, helper and own attribute of the notebook, and which are attributes.
+
+    One map for all cells: a helper defined in one cell and called in another keeps working.
+    """
     names: set[str] = set()
-    for fn in (n for n in ast.walk(tree) if isinstance(n, _DEFS)):
-        names |= {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
-        names |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    names |= {n.name for n in tree.body if isinstance(n, (*_DEFS, ast.ClassDef))}
-    attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)}
-    mapping = {name: f"{rng.choice(_WORDS)}_{i}" for i, name in enumerate(sorted((names | attrs) - protected))}
+    attrs: set[str] = set()
+    protected: set[str] = set()
+    for source in sources:
+        tree = ast.parse(source)
+        protected |= _protected(tree, keep)
+        for fn in (n for n in ast.walk(tree) if isinstance(n, _DEFS)):
+            names |= {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
+            names |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        names |= {n.name for n in tree.body if isinstance(n, (*_DEFS, ast.ClassDef))}
+        attrs |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)}
+    renamed = sorted((names | attrs) - protected)
+    return {name: f"{rng.choice(_WORDS)}_{i}" for i, name in enumerate(renamed)}, attrs - protected
+
+
+def rename(source: str, mapping: dict[str, str], attrs: set[str]) -> str:
+    """Every local variable, parameter, helper function and own attribute gets its new name."""
+    tree = ast.parse(source)
     lines = source.split("\n")
     edits: list[Edit] = []
     for node in ast.walk(tree):
@@ -49,7 +61,7 @@ def rename(source: str, rng: random.Random, keep: frozenset[str]) -> str:
             edits.append((node.lineno, node.col_offset, node.end_col_offset or 0, mapping[node.id]))
         elif isinstance(node, ast.arg) and node.arg in mapping:
             edits.append((node.lineno, node.col_offset, node.col_offset + len(node.arg), mapping[node.arg]))
-        elif isinstance(node, ast.Attribute) and node.attr in mapping and node.end_lineno == node.lineno:
+        elif isinstance(node, ast.Attribute) and node.attr in attrs and node.end_lineno == node.lineno:
             end = node.end_col_offset or 0
             edits.append((node.lineno, end - len(node.attr), end, mapping[node.attr]))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in mapping:
@@ -261,8 +273,9 @@ class FormatterMissing(Exception):
 
 
 Transform = Callable[[str, random.Random, frozenset[str]], str]
-SINGLE: dict[str, Transform] = {
-    "rename": rename,
+RENAME = "rename"  # applied by disguise with one map for the whole notebook
+SINGLE: dict[str, Transform | None] = {
+    RENAME: None,
     "comments": comments,
     "reorder_functions": reorder_functions,
     "reorder_statements": reorder_statements,
@@ -277,11 +290,15 @@ COMBINED = ("rename", "reorder_statements", "reorder_functions", "dead_code", "p
 def disguise(cells: Cells, given: frozenset[str], steps: tuple[str, ...], seed: int, keep: frozenset[str]) -> Cells:
     """Apply the named transformations, in order, to every cell that is not the template's own."""
     rng = random.Random(seed)
-    out: Cells = []
-    for index, source in cells:
-        if source.strip() not in given:
-            for step in steps:
-                source = SINGLE[step](source, rng, keep)
-                ast.parse(source)  # every disguise must still be valid Python
-        out.append((index, source))
+    out = list(cells)
+    own = [i for i, (_, source) in enumerate(cells) if source.strip() not in given]
+    for step in steps:
+        transform = SINGLE[step]
+        if transform is None:
+            mapping, attrs = rename_map([out[i][1] for i in own], rng, keep)
+        for i in own:
+            index, source = out[i]
+            source = rename(source, mapping, attrs) if transform is None else transform(source, rng, keep)
+            ast.parse(source)  # every disguise must still be valid Python
+            out[i] = (index, source)
     return out
