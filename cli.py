@@ -359,6 +359,38 @@ def calibrate(assignment: str, seeds: int, margin: float, course_dir: Path | Non
     )
 
 
+@main.command(name="gradescope")
+@click.argument("assignment")
+@click.option(
+    "--out", "out_zip", type=click.Path(path_type=Path, dir_okay=False), default=Path("autograder.zip"),
+    show_default=True, help="The zip to upload as Gradescope's autograder.",
+)  # fmt: skip
+@click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
+def gradescope_bundle(assignment: str, out_zip: Path, course_dir: Path | None) -> None:
+    """Build ASSIGNMENT's Gradescope autograder zip (setup.sh, run_autograder, hidden tests; no solutions)."""
+    from grader.gradescope.bundle import build_bundle
+    from grader.grading.spec import load_assignment
+
+    try:
+        path = build_bundle(load_assignment(assignment, course_dir), out_zip)
+    except GraderError as exc:
+        raise CliError(exc) from None
+    _console().print(f"wrote {path}: upload it as the assignment's autograder (README: Gradescope)")
+
+
+@main.command(name="gradescope-run", hidden=True)
+@click.argument("assignment")
+@click.option(
+    "--root", type=click.Path(path_type=Path, file_okay=False), help="Default: $GRADESCOPE_ROOT or /autograder."
+)
+@click.option("--sandbox", "modes", default="bwrap,uid", show_default=True, help="Modes to try, in order.")
+def gradescope_run(assignment: str, root: Path | None, modes: str) -> None:
+    """Inside Gradescope's container (run_autograder): grade /autograder/submission."""
+    from grader.gradescope.run import main as run_main
+
+    sys.exit(run_main(assignment, root, [m.strip() for m in modes.split(",") if m.strip()]))
+
+
 @main.command()
 @click.option(
     "--course",

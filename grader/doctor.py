@@ -49,6 +49,22 @@ def probe_isolation(mode: SandboxMode = "bwrap") -> list[Check]:
     ]
 
 
+def uid_sandbox_check() -> Check:
+    """Whether the container fallback (--sandbox uid) could run here, and what it leaves open."""
+    from grader.sandbox import uidbox
+    from grader.sandbox.bwrap import GRADER_PACKAGE_DIR
+
+    try:
+        uid = uidbox.student_uid()
+        uidbox.check_layout(uid, (), GRADER_PACKAGE_DIR)
+    except GraderError as exc:
+        return Check("uid sandbox", True, f"not available ({exc}); only needed where bwrap cannot run")
+    return Check(
+        "uid sandbox", True,
+        f"available as uid {uid} (--sandbox uid, for containers); it does not protect: {uidbox.UNPROTECTED}",
+    )  # fmt: skip
+
+
 def gpu_check() -> Check:
     """Which GPUs grading would lease, and whether the sandbox can reach CUDA on them."""
     from grader.sandbox.gpu import discover_gpus
@@ -79,6 +95,7 @@ def run_checks() -> list[Check]:
         cgroups += f"; removed {swept} empty cgroup folders left by graders that were killed"
     checks.append(Check("cgroups", cgroups.startswith("cgroup v"), cgroups))
     checks += probe_isolation("bwrap") if path else [Check("sandbox", False, "needs bubblewrap")]
+    checks.append(uid_sandbox_check())
     checks.append(gpu_check())
     return checks
 

@@ -14,7 +14,9 @@ class GradeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sandbox: Literal["bwrap", "none"] = Field("bwrap", description="Isolation for student code.")
+    sandbox: Literal["bwrap", "uid", "none"] = Field(
+        "bwrap", description="Isolation for student code: bwrap, uid (a separate user, for containers) or none."
+    )
     tests: Literal["hidden", "visible"] = Field(
         "hidden", description="Which tests score: hidden (grading) or visible (student self-check)."
     )

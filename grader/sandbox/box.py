@@ -11,11 +11,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from grader.errors import SandboxFailure
 from grader.grading.spec import Limits
 from grader.inside import rpc
+from grader.sandbox import uidbox
 from grader.sandbox.bwrap import (
     GRADER_PACKAGE_DIR,
     SANDBOX_LIB,
@@ -105,6 +107,12 @@ class Box:
                 *worker_args,
             ]
             env = {**worker_env(settings.threads), **settings.gpu_view()[1]}
+        self.home: Path | None = None
+        if settings.mode == "uid":
+            uid = uidbox.student_uid()
+            uidbox.check_layout(uid, settings.secret_dirs, GRADER_PACKAGE_DIR)
+            self.uid_mapping, self.home = UidMapping(uid), uidbox.make_home(uid)
+            env.update(HOME=str(self.home), TMPDIR=str(self.home))
         try:
             self.process = subprocess.Popen(
                 command,
@@ -114,6 +122,7 @@ class Box:
                 pass_fds=(request_r, reply_w),
                 env=env,
                 start_new_session=True,
+                cwd=self.home,
                 preexec_fn=lambda: _apply_limits(settings.limits, self.cgroup, self.uid_mapping),  # noqa: PLW1509 - nothing else runs threads here
             )
         finally:
@@ -251,6 +260,8 @@ class Box:
             os.killpg(self.process.pid, signal.SIGKILL)
         if self.cgroup is not None:
             self.cgroup.kill_all()
+        if self.settings.mode == "uid":  # no PID namespace: a double fork escapes the group
+            uidbox.kill_user_processes(self.uid_mapping.host_uid)
 
     def close(self) -> BoxUsage:
         """Ask the worker to exit, make sure everything is gone, and return what it used."""
@@ -273,6 +284,8 @@ class Box:
         self._measure()
         if self.cgroup is not None:
             self.cgroup.destroy()
+        if self.home is not None:
+            uidbox.remove_home(self.home)
         return self.usage
 
     def _measure(self) -> None:

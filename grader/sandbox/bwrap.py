@@ -14,7 +14,8 @@ from grader.errors import SandboxUnavailable
 from grader.grading.spec import Limits
 from grader.sandbox.gpu import GpuDevice, device_sandbox_args
 
-SandboxMode = Literal["bwrap", "none"]
+# bwrap: namespaces; uid: a separate unprivileged user (containers, issue 16); none: no isolation.
+SandboxMode = Literal["bwrap", "uid", "none"]
 GRADER_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SANDBOX_LIB = "/opt/grader"
 SANDBOX_UID = 65534
@@ -47,7 +48,7 @@ def bwrap_path() -> str | None:
 
 
 @functools.cache
-def _python_roots() -> list[Path]:
+def python_roots() -> list[Path]:
     """Folders the worker's interpreter and its packages live in, symlinks resolved."""
     import site
 
@@ -93,7 +94,7 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
             "bubblewrap (bwrap) is not installed: run `apt-get install bubblewrap`, "
             "or pass --sandbox none to grade without isolation (unsafe for untrusted code)"
         )
-    roots = _python_roots()
+    roots = python_roots()
     for root in roots:
         _refuse_secret_overlap(root, settings.secret_dirs)
     args = [
@@ -130,7 +131,7 @@ def bwrap_command(settings: BoxSettings, worker_args: list[str]) -> list[str]:
 
 def mounted_sources(settings: BoxSettings) -> list[Path]:
     """Host paths the box binds besides the system folders: what its host uid must be able to read."""
-    sources = [*_python_roots(), GRADER_PACKAGE_DIR / "__init__.py", GRADER_PACKAGE_DIR / "inside"]
+    sources = [*python_roots(), GRADER_PACKAGE_DIR / "__init__.py", GRADER_PACKAGE_DIR / "inside"]
     sources.append(Path(sys.executable))
     if settings.data_dir is not None:
         sources.append(settings.data_dir)
