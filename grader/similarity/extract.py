@@ -215,6 +215,7 @@ class _Extractor:
         record: tuple[set[tuple[str, ...]], dict[str, frozenset[tuple[str, ...]]]] | None = None,
     ) -> None:
         self.template, self.code, self.parsed, self.record = template, code, parsed, record
+        self.text = code.lines
         module = ast.Module(body=[stmt for cell in parsed for stmt in cell], type_ignores=[])
         self.aliases, self.used, stored, methods = _survey(module)
         self.aliases = template.aliases | self.aliases
@@ -283,15 +284,19 @@ class _Extractor:
         return ast.copy_location(signature, stmt)
 
     def _named_function(self, unit: str, stmt: ast.FunctionDef | ast.AsyncFunctionDef, replace: bool = True) -> None:
-        first_body = stmt.body[1:] if ast.get_docstring(stmt) is not None else stmt.body
-        header_end = (first_body[0].lineno - 1) if first_body else (stmt.end_lineno or stmt.lineno)
+        docstring = ast.get_docstring(stmt) is not None
+        if docstring:
+            header_end = stmt.body[0].end_lineno or stmt.body[0].lineno
+        else:
+            header_end = stmt.body[0].lineno - 1 if stmt.body else (stmt.end_lineno or stmt.lineno)
         body = normalise_function(stmt, self.aliases, self.lineariser.key)
         keys = [self.lineariser.key(s) for s in body]
         if self.record is not None:
             self.record[1][unit] = frozenset(keys)
         given = self.template.function_keys.get(unit, frozenset()) if self.record is None else frozenset()
         if unit in self.template.function_keys or self.record is not None:
-            self.code.template_lines.update(range(stmt.lineno, header_end + 1))
+            header = range(stmt.lineno, header_end + 1)  # signature and docstring, not the student's comments
+            self.code.template_lines.update(n for n in header if not self.text[n - 1].lstrip().startswith("#"))
         own = []
         for s, key in zip(body, keys, strict=True):
             if key in given:
