@@ -206,7 +206,7 @@ def _run_batch(
         for report in summary.reports:
             print_report(console, report)
     if do_export:
-        written = write_exports(out_dir)
+        written = write_exports(out_dir, policy=loaded.spec.feedback)
         console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}")
     print_batch_summary(console, summary, out_dir)
     if summary.grader_errors:

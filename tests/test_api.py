@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from grader.grading.pipeline import grade
 from grader.grading.report import SubmissionReport
 from grader.grading.spec import load_assignment
@@ -99,16 +101,63 @@ def test_unreadable_notebook_is_invalid_submission_with_full_test_list(make_cour
     assert len(report.tests) == 3
 
 
-def test_bug_in_hidden_test_is_grader_error_not_zero(make_course, tmp_path, sandbox_mode):
+def test_a_test_raising_on_a_returned_value_is_that_tests_error(make_course, tmp_path, sandbox_mode):
+    # Issue 14: the exception came while handling the submission's value, so it is the
+    # submission's failed test (zero, a neutral message), flagged for the TA; never grader_error.
     hidden = HIDDEN.replace(
         'assert expect_scalar(submission.add(2, 3), "add(2, 3)") == 5, "add(2, 3) is wrong"',
         "submission.add(2, 3).shape  # the author forgot expect_scalar",
     )
     course = make_course(hidden, PROBES)
     report = run(course, tmp_path, GOOD, sandbox=sandbox_mode)
+    assert report.status == "graded"
+    add = report.tests[0]
+    assert (add.status, add.score) == ("error", 0.0)
+    assert add.message == (
+        "your add returned an int; the test could not use it (AttributeError). "
+        "Check the type and shape of what it returns."
+    )
+    assert add.test_raised == "AttributeError: 'int' object has no attribute 'shape'"
+
+
+NBGRADER_STYLE = """
+import numpy as np
+from grader.testing import points
+
+@points(10)
+def test_transpose(submission):
+    x = np.arange(15.0).reshape(3, 5)
+    assert np.allclose(submission.transpose(x), x.T)
+"""
+
+
+@pytest.mark.parametrize(
+    "body, status, score",
+    [("return x.T", "passed", 10.0), ("return x", "error", 0.0), ("return x.T + 1", "failed", 0.0)],
+)
+def test_an_nbgrader_style_allclose_gives_a_wrong_shape_a_failed_test(
+    make_course, tmp_path, sandbox_mode, body, status, score
+):
+    course = make_course(NBGRADER_STYLE)
+    report = run(course, tmp_path, f"def transpose(x):\n    {body}\n", sandbox=sandbox_mode)
+    assert report.status == "graded", report.message
+    (test,) = report.tests
+    assert (test.status, test.score) == (status, score)
+    if status == "error":
+        assert test.message.startswith("your transpose returned an array of shape (3, 5) and dtype float64; ")
+        assert "operands could not be broadcast" in test.test_raised
+
+
+def test_a_test_raising_before_any_value_arrived_is_a_grader_error(make_course, tmp_path, sandbox_mode):
+    hidden = HIDDEN.replace(
+        'assert expect_scalar(submission.add(2, 3), "add(2, 3)") == 5, "add(2, 3) is wrong"',
+        'data = {}["expected"]  # trusted setup broken before the submission is asked anything',
+    )
+    course = make_course(hidden, PROBES)
+    report = run(course, tmp_path, GOOD, sandbox=sandbox_mode)
     assert report.status == "grader_error"
     assert report.score is None
-    assert "test_toy.py::test_add: the test itself raised: AttributeError" in report.message
+    assert "test_toy.py::test_add: the test itself raised: KeyError" in report.message
     assert report.tests[0].message == "not graded: a problem in the grader, not in your code; your TA will rerun it"
 
 

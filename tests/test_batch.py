@@ -21,7 +21,7 @@ from grader.batch.intake import collect
 from grader.batch.runner import run_batch
 from grader.errors import UsageError
 from grader.grading.pipeline import grade
-from grader.grading.spec import load_assignment
+from grader.grading.spec import FeedbackPolicy, load_assignment
 from grader.settings import GradeSettings
 
 HIDDEN = """
@@ -263,6 +263,6 @@ def test_student_html_is_escaped(toy, tmp_path, sandbox_mode):
     path.write_text("print('<script>alert(1)</script>')\n" + WRONG)
     intake = collect([path], "toy.ipynb", tmp_path / "x")
     run_batch(toy, intake, tmp_path / "out", GradeSettings(sandbox=sandbox_mode), workers=1)
-    write_exports(tmp_path / "out", ("html",))
+    write_exports(tmp_path / "out", ("html",), FeedbackPolicy(show_output=True))  # printed output opted in
     page = (tmp_path / "out" / "export" / "feedback" / "xss.html").read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -57,7 +57,9 @@ def test_invalid_spec_exit_code_and_message(make_course, tmp_path):
 
 
 def test_grader_error_exits_three(make_course, tmp_path, sandbox_mode):
-    course = make_course(HIDDEN.replace('expect_scalar(submission.add(2, 3), "add")', "submission.add(2, 3).x"))
+    course = make_course(
+        HIDDEN.replace('assert expect_scalar(submission.add(2, 3), "add") == 5,', 'assert {}["x"] == 5,')
+    )
     (tmp_path / "right.py").write_text("def add(a, b):\n    return a + b\n")
     result = invoke("grade", "toy", str(tmp_path / "right.py"), "--out", str(tmp_path / "o"), "--course", str(course))
     assert result.exit_code == 3

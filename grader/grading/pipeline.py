@@ -140,7 +140,7 @@ def _run_tests(
         loaded.submission, plan.box, assignment.spec.preload, plan.seed, probes, loaded.blocked, provider,
         blocked_status="skipped" if skipped else "failed",
     )  # fmt: skip
-    run = GradingRun(session)
+    run = GradingRun(session, hidden=settings.tests == "hidden")
     collected = 0
     try:
         if suite is not None:
@@ -170,7 +170,7 @@ def _build_report(
         TestResult(
             id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,
             max_score=o.max_score, message=truncate(o.message), duration_s=round(o.duration_s, 4),
-            visible=o.visible,
+            visible=o.visible, test_raised=truncate(o.test_raised),
             metrics=o.metrics,
         )
         for o in ran.run.outcomes

@@ -81,6 +81,11 @@ class TestResult(_Model):
     message: str = Field("", description="Why it did not pass; never echoes hidden values.")
     duration_s: float = Field(description="Wall seconds the test took, calls into the sandbox included.")
     visible: bool = Field(True, description="Whether details may be shown to the student.")
+    test_raised: str = Field(
+        "",
+        description="TA only: the exception the test code raised while handling the submission's value "
+        "(the test scored it as an error); many of these on one test point at a test that needs a fix.",
+    )
     metrics: dict[str, float] = Field(
         default_factory=dict, description="Numbers the test recorded (accuracy, loss) for calibration."
     )
@@ -136,7 +141,9 @@ def read_report(path: Path) -> SubmissionReport:
 def write_report(report: SubmissionReport, path: Path) -> None:
     """Write atomically so a killed grader never leaves half a report."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(report.model_dump_json(indent=2) + "\n")
+    # ASCII only: a student's text may hold C1 controls or bidi overrides that a TA's terminal or
+    # editor would act on when the file is viewed; JSON escapes keep them as data (issue 11).
+    tmp.write_text(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=True) + "\n")
     tmp.replace(path)
 
 

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from grader.errors import SandboxFailure
 from grader.grading.report import CellOutcome
 from grader.grading.submission import Submission
@@ -57,6 +59,9 @@ class WorkerSession:
         self.cells: list[CellOutcome] | None = None
         self.totals = SessionTotals()
         self.test_faults: list[SubmissionFault] = []
+        # What the submission handed back during the current test: (function, description of the
+        # value). A test that raises after this is the submission's failed test, not a grader error.
+        self.test_returns: list[tuple[str, str]] = []
 
     def remaining_s(self) -> float:
         return self.limits.submission_timeout_s - (time.monotonic() - self.started)
@@ -127,14 +132,18 @@ class WorkerSession:
                 per_call, limit_name = gpu_left, f"GPU time limit (gpu_s = {budget:g} s, what was left of it)"
         try:
             if self.gpu_timer is None:
-                return box.request(op, value, per_call, limit_name, **fields)
-            with self.gpu_timer.running():
-                return box.request(op, value, per_call, limit_name, **fields)
+                answer = box.request(op, value, per_call, limit_name, **fields)
+            else:
+                with self.gpu_timer.running():
+                    answer = box.request(op, value, per_call, limit_name, **fields)
         except SubmissionFault as fault:
             if box.dead:
                 self._retire(box)
                 self.box = None
             raise self._record(fault) from None
+        if op in ("call", "probe"):
+            self.test_returns.append((str(fields.get("name", op)), describe_value(answer)))
+        return answer
 
     def _retire(self, box: Box | ZygoteChild) -> None:
         usage = box.close()
@@ -162,3 +171,20 @@ def _cell_outcomes(result: Any) -> list[CellOutcome]:
                 CellOutcome(index=cell["index"], ok=bool(cell.get("ok")), message=str(cell.get("message", ""))[:2000])
             )
     return outcomes
+
+
+def describe_value(value: Any) -> str:
+    """What a returned value is, never what it holds: type, shape and dtype, length (issue 14)."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, tuple | list):
+        kinds = ", ".join(type(item).__name__ if not isinstance(item, np.ndarray) else f"array{item.shape}"
+                          for item in value[:4])  # fmt: skip
+        more = ", ..." if len(value) > 4 else ""
+        return f"a {type(value).__name__} of {len(value)} items ({kinds}{more})"
+    if isinstance(value, dict):
+        return f"a dict of {len(value)} entries"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

@@ -88,6 +88,7 @@ class Outcome:
     message: str = ""
     duration_s: float = 0.0
     grader_problem: str = ""
+    test_raised: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -181,6 +182,7 @@ class GradingPlugin:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         run = self._current()
         run.session.test_faults.clear()
+        run.session.test_returns.clear()
         run.started[item.nodeid] = time.monotonic()
         _IN_HIDDEN_TEST.set(_is_hidden(run, item))
 
@@ -221,6 +223,17 @@ class GradingPlugin:
             credit = run.credit.get(item.nodeid)
             if credit is not None and credit.fraction is not None:
                 result.score = round(max_score * credit.fraction, 6)
+        elif run.session.test_returns and not isinstance(excinfo.value, SandboxFailure):
+            # Issue 14: the test raised while handling what the submission returned (np.allclose on
+            # a wrong shape): the submission's failed test, with a message that names the value's
+            # type and shape only; the exception itself is kept for the TA.
+            function, value = run.session.test_returns[-1]
+            result.status = "error"
+            result.message = (
+                f"your {function} returned {value}; the test could not use it ({excinfo.typename}). "
+                "Check the type and shape of what it returns."
+            )
+            result.test_raised = f"{excinfo.typename}: {excinfo.value}"[:2000]
         else:
             result.status = "failed"
             kind = "the sandbox failed" if isinstance(excinfo.value, SandboxFailure) else "the test itself raised"

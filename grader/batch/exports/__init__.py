@@ -17,6 +17,19 @@ from grader.grading.spec import FeedbackPolicy
 
 FORMATS = ("csv", "html", "junit", "gradescope")
 EXPORT_SUBDIR = "export"
+POLICY_FILE = "feedback-policy.json"  # the assignment's [feedback], kept for a later `grader export`
+
+
+def _policy(out_dir: Path, policy: FeedbackPolicy | None) -> FeedbackPolicy:
+    """The policy given (and remembered in out_dir), else the remembered one, else the strictest."""
+    saved = out_dir / POLICY_FILE
+    if policy is not None:
+        saved.write_text(policy.model_dump_json(indent=2) + "\n")
+        return policy
+    try:
+        return FeedbackPolicy.model_validate_json(saved.read_text())
+    except (OSError, ValueError):
+        return FeedbackPolicy()
 
 
 def write_exports(
@@ -24,9 +37,10 @@ def write_exports(
 ) -> list[Path]:
     """Write the chosen exports of the gradebook in ``out_dir`` to ``out_dir/export``.
 
-    ``policy`` is the assignment's ``[feedback]`` table; without one, students are shown the least.
+    ``policy`` is the assignment's ``[feedback]`` table; without one, the policy the last batch in
+    ``out_dir`` used, else the one that shows students the least.
     """
-    policy = policy or FeedbackPolicy()
+    policy = _policy(out_dir, policy)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UsageError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.batch.gradebook import Row
+from grader.batch.paths import safe_path_component
 from grader.grading.spec import FeedbackPolicy
 from grader.grading.student_view import StudentReport, student_view
 
@@ -59,7 +60,7 @@ def gradescope_results(view: StudentReport) -> dict[str, Any]:
 def write_gradescope(rows: list[Row], folder: Path, policy: FeedbackPolicy) -> Path:
     """``folder/<student id>/results.json`` for every student."""
     for row in rows:
-        target = folder / row.student_id
+        target = folder / safe_path_component(row.student_id)
         target.mkdir(parents=True, exist_ok=True)
         results = gradescope_results(student_view(row.report, policy))
         (target / "results.json").write_text(json.dumps(results, indent=2) + "\n")

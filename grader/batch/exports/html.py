@@ -16,11 +16,13 @@ from jinja2 import Environment, select_autoescape
 
 from grader.batch.exports.plots import histogram, pass_rates
 from grader.batch.gradebook import Row
+from grader.batch.paths import safe_path_component
 from grader.grading.spec import FeedbackPolicy
 from grader.grading.student_view import sanitize_text, student_view
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 _ENV.filters["text"] = sanitize_text
+_ENV.filters["safe_name"] = safe_path_component
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
@@ -69,11 +71,17 @@ SUMMARY = _ENV.from_string("""<!DOCTYPE html>
 <h2>Slowest submissions</h2>
 <table><thead><tr><th>student</th><th>wall s</th><th>peak MB</th><th>score</th></tr></thead><tbody>
 {% for row in slowest %}<tr>
-<td><a href="feedback/{{ row.student_id | urlencode }}.html">{{ row.student_id | text }}</a></td>
+<td><a href="feedback/{{ row.student_id | safe_name | urlencode }}.html">{{ row.student_id | text }}</a></td>
 <td>{{ '%.2f' % row.report.resources.wall_s }}</td>
 <td>{% if row.report.resources.peak_rss_mb is not none %}{{ '%.0f' % row.report.resources.peak_rss_mb }}{% endif %}</td>
 <td>{% if row.report.score is not none %}{{ '%g' % row.report.score }}{% endif %}</td></tr>{% endfor %}
 </tbody></table>
+{% if raised %}<h2>Tests that raised on students' answers</h2>
+<p>Each of these tests raised an exception of its own while handling a submission's value; the
+student got an error (zero) for it. Many students on one test usually means the test needs a fix.</p>
+<table id="tests-that-raised"><thead><tr><th>test</th><th>submissions</th><th>first exception</th></tr></thead><tbody>
+{% for name, count, example in raised %}<tr><td>{{ name | text }}</td><td>{{ count }}</td>
+<td>{{ example | text }}</td></tr>{% endfor %}</tbody></table>{% endif %}
 {% if error_rows %}<h2>Grader errors (rerun these)</h2><ul>
 {% for row in error_rows %}<li>{{ row.student_id | text }}: {{ row.report.message | text }}</li>{% endfor %}</ul>
 {% endif %}
@@ -90,8 +98,18 @@ def write_feedback(rows: list[Row], folder: Path, policy: FeedbackPolicy) -> Pat
             student_id=sanitize_text(row.student_id, keep_newlines=False),
             display_name=sanitize_text(row.display_name, keep_newlines=False),
         )  # fmt: skip
-        (folder / f"{row.student_id}.html").write_text(html, encoding="utf-8")
+        (folder / f"{safe_path_component(row.student_id)}.html").write_text(html, encoding="utf-8")
     return folder
+
+
+def _tests_that_raised(rows: list[Row]) -> list[tuple[str, int, str]]:
+    """Per test: how many submissions made the test's own code raise, and the first exception (issue 14)."""
+    counts: dict[str, list[str]] = {}
+    for row in rows:
+        for test in row.report.tests:
+            if test.test_raised:
+                counts.setdefault(test.name, []).append(test.test_raised)
+    return sorted(((name, len(found), found[0][:300]) for name, found in counts.items()), key=lambda t: -t[1])
 
 
 def write_summary(rows: list[Row], path: Path) -> Path:
@@ -104,6 +122,7 @@ def write_summary(rows: list[Row], path: Path) -> Path:
             name = sanitize_text(test.name, keep_newlines=False)
             rates[name] = rates.get(name, 0.0) + (test.status == "passed") / len(graded)
     html = SUMMARY.render(
+        raised=_tests_that_raised(rows),
         assignment=rows[0].report.assignment if rows else "(empty gradebook)",
         style=_STYLE,
         total=len(rows),
