@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.testing import assert_close, expect_array, expect_tuple, limits, points
+from grader.testing import assert_close, expect_array, expect_tuple, limits, points, relative_error
 
 # The student's cell runs in float64, like the reference: a correct cell agrees to about 1e-15.
 # A cell that computes in float32 internally is off by at most 5e-7, inside ATOL alone; every
@@ -47,8 +47,9 @@ def wrong_gradients(got: dict[str, np.ndarray], expected: dict[str, np.ndarray])
             continue
         differs = ~np.isclose(value, expected[name], rtol=RTOL, atol=ATOL)
         if differs.any():
-            error = float(np.max(np.abs(value - expected[name])))
-            wrong.append(f"{name}: {int(differs.sum())} of {value.size} entries (largest absolute error {error:.3g})")
+            # Relative, one digit: an absolute error would give away the hidden gradients' magnitude (issue 11).
+            error = relative_error(value, expected[name])
+            wrong.append(f"{name}: {int(differs.sum())} of {value.size} entries (largest relative error {error:.0e})")
     return wrong
 
 
