@@ -12,9 +12,17 @@ import nbformat
 import pytest
 
 from grader.grading.report import Resources, SubmissionInfo, SubmissionReport, write_report
-from grader.similarity import Entry, Settings, compare_batch, compare_entries, summary_rows, template_from_source
+from grader.similarity import (
+    Entry,
+    Settings,
+    batch_assignment,
+    compare_batch,
+    compare_entries,
+    summary_rows,
+    template_from_source,
+)
 from grader.similarity import write_report as write_similarity
-from grader.similarity.calibrate import assignments, calibrate, fill_template
+from grader.similarity.calibrate import PARTIAL, assignments, calibrate, fill_template
 from grader.similarity.extract import OTHER, StudentCode, extract, lay_out, read_template
 from grader.similarity.report_html import render
 from grader.similarity.sources import code_cells
@@ -184,6 +192,9 @@ def test_calibration_every_disguise_found_no_independent_pair_flagged() -> None:
     """The issue's bar, on backprop, cnn and lstm: all copies found, no independent pair flagged."""
     for name in ("backprop", "cnn", "lstm"):
         for row in calibrate(REPO_ROOT, name, FIXTURES / name):
+            if row.transform == PARTIAL:  # one function copied: found whenever it is long enough to judge
+                assert row.copies_found == row.copies and row.copies > 0, row
+                continue
             if row.note:
                 assert row.transform == "autopep8", row  # black falls back to ruff format; autopep8 is optional
                 continue
@@ -258,6 +269,7 @@ def test_compare_batch_reads_the_out_folder_and_finds_the_copy(graded_batch: Pat
     assert [(p.a, p.b) for p in result.flagged] in ([(first, "copier")], [("copier", first)])
     assert result.function_names[:2] == ["linear_forward", "linear_backward"]
     assert any(problem.startswith("broken: not compared: ") for problem in result.problems)
+    assert batch_assignment(graded_batch) == "backprop"
     text = result.summary_text()
     assert text.splitlines()[0] == (
         "similarity: 6 submissions compared, 1 similar pairs in 1 groups; a TA decides what each one means"

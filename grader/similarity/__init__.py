@@ -4,10 +4,12 @@ from grader.similarity.api import Entry, compare_batch, compare_entries, templat
 from grader.similarity.compare import Settings
 from grader.similarity.report_html import write_report
 from grader.similarity.result import SimilarityResult, summary_rows
+from grader.similarity.sources import batch_assignment
 
 __all__ = [
     "Entry",
     "Settings",
+    "batch_assignment",
     "SimilarityResult",
     "compare_batch",
     "compare_entries",

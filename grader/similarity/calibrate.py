@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.similarity.compare import Settings, code_digest, compare_codes
-from grader.similarity.extract import StudentCode, Template, extract, lay_out, read_template
+from grader.similarity.extract import OTHER, StudentCode, Template, extract, lay_out, read_template
 from grader.similarity.obfuscate import COMBINED, SINGLE, Cells, FormatterMissing, disguise
 from grader.similarity.sources import code_cells
 
@@ -159,7 +159,57 @@ def calibrate(repo: Path, name: str, fixtures: Path | None, settings: Settings |
             for o, c in zip(pool, copies, strict=True)
         }
         rows.append(_score(name, transform, pool, codes, copied, template, settings))
+    rows.append(_partial(name, pool, codes, template, settings))
     return rows
+
+
+PARTIAL = "one_function_copied"
+
+
+def _largest_function(code: StudentCode) -> str | None:
+    named = {u: sum(len(t.texts) for t in s) for u, s in code.units.items() if u != OTHER}
+    return max(named, key=lambda u: (named[u], u)) if named else None
+
+
+def paste_function(source: Cells, target: Cells, unit: str) -> Cells:
+    """``target`` with ``unit``'s definition (or its class) and the helpers it calls taken from ``source``."""
+    name = unit.split(".")[0]
+    defs = {n.name: (s, n) for _, s in source for n in ast.parse(s).body if isinstance(n, _DEFS)}
+    source_text, node = defs[name]
+    called = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    helpers = [_segment(defs[h][0], defs[h][1]) for h in sorted(called & set(defs)) if h != name]
+    imports = [ast.get_source_segment(s, n) or "" for _, s in source for n in ast.parse(s).body
+               if isinstance(n, ast.Import | ast.ImportFrom)]  # fmt: skip
+    return fill_template(target, "\n".join(imports) + "\n\n\n" + "\n\n\n".join([*helpers, _segment(source_text, node)]))
+
+
+def _partial(
+    name: str, pool: Sequence[Origin], codes: dict[str, StudentCode], template: Template, settings: Settings
+) -> Row:
+    """One function (its class, for a method) copied into another family's solution, then disguised."""
+    first_of = {o.family: o.label for o in reversed(pool)}
+    judged = found = 0
+    lowest = 1.0
+    for seed, origin in enumerate(pool):
+        unit = _largest_function(codes[origin.label])
+        donors = [label for fam, label in first_of.items() if fam != origin.family]
+        if unit is None or not donors:
+            continue
+        donor = next(o for o in pool if o.label == donors[seed % len(donors)])
+        pasted = paste_function(origin.cells, donor.cells, unit)
+        cells = disguise(pasted, template.cell_sources, ("rename", "comments", "prints"), seed, _keep(template))
+        copy = extract(StudentCode("copy", "", lay_out(cells)), template)
+        others = [codes[label] for label in donors if label != donor.label]
+        comparison = compare_codes([codes[origin.label], copy, *others], template, settings)
+        pair = next((p for p in comparison.pairs if {p.a, p.b} == {origin.label, "copy"}), None)
+        unit_match = next((f for f in pair.functions if f.name == unit), None) if pair is not None else None
+        if unit_match is None or unit_match.mass < settings.function_min_mass:
+            continue  # a function this short is no evidence on its own, copied or not
+        judged += 1
+        found += pair is not None and pair.flagged
+        lowest = min(lowest, unit_match.similarity or 0.0)
+    note = f"{found}/{judged} found (of {len(pool)}: the others copy a function too short to judge)"
+    return Row(name, PARTIAL, found, judged, 0, 0, lowest, 0.0, note)
 
 
 def _score(
@@ -212,6 +262,9 @@ def table(rows: Sequence[Row]) -> str:
     )
     out = [head, "|---|---|---|---|---|---|"]
     for r in rows:
+        if r.transform == PARTIAL:
+            out.append(f"| {r.assignment} | {r.transform} | {r.note} | | {r.lowest_copy:.0%} (the function) | |")
+            continue
         if r.note:
             out.append(f"| {r.assignment} | {r.transform} | {r.note} | | | |")
             continue

@@ -20,6 +20,8 @@ class Settings:
     window: int = 4
     threshold: float = 0.6
     min_mass: float = 12.0
+    function_threshold: float = 0.9
+    function_min_mass: float = 24.0
     common_share: float = 0.02
     min_common: int = 3
     identical_min_tokens: int = 60
@@ -33,6 +35,7 @@ class FunctionMatch:
     name: str
     similarity: float | None
     shared: int
+    mass: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,15 @@ def _accumulate(index: Index, codes: Sequence[StudentCode]) -> dict[tuple[int, i
     return shared
 
 
+def similar_functions(pair: PairMatch, settings: Settings) -> list[FunctionMatch]:
+    """Functions alike on their own: much unusual code, nearly all of it shared (one function copied)."""
+    return [
+        f for f in pair.functions
+        if f.similarity is not None and f.similarity >= settings.function_threshold
+        and f.mass >= settings.function_min_mass
+    ]  # fmt: skip
+
+
 def code_digest(code: StudentCode) -> str:
     """Same digest, same normalised code: byte-identical copies and copies that only differ in form."""
     digest = hashlib.blake2b(digest_size=16)
@@ -142,7 +154,7 @@ def _pair(
         got, count = found.get(unit, [0.0, 0.0])
         matched += got
         total += mass
-        functions.append(FunctionMatch(unit, got / mass if mass > 0 else None, int(count)))
+        functions.append(FunctionMatch(unit, got / mass if mass > 0 else None, int(count), mass))
     # a few shared lines are no evidence: unusual code smaller than min_mass counts as min_mass
     similarity = min(1.0, matched / max(total, settings.min_mass)) if total > 0 else 0.0
     return PairMatch(codes[a].id, codes[b].id, similarity, matched, tuple(functions), False, False)
@@ -174,7 +186,7 @@ def compare_codes(codes: Sequence[StudentCode], template: Template, settings: Se
     for a, b in worth | identical:
         pair = _pair(index, codes, a, b, shared.get((a, b), {}), settings)
         same = (a, b) in identical
-        flagged = same or pair.similarity >= settings.threshold
+        flagged = same or pair.similarity >= settings.threshold or bool(similar_functions(pair, settings))
         similarity = 1.0 if same else pair.similarity
         pairs.append(PairMatch(pair.a, pair.b, similarity, pair.evidence, pair.functions, same, flagged))
     pairs.sort(key=lambda p: (-p.flagged, -p.similarity, -p.evidence, p.a, p.b))

@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, select_autoescape
 
 from grader.similarity.compare import PairMatch
-from grader.similarity.result import EXPLANATION, SimilarityResult
+from grader.similarity.result import EXPLANATION, SimilarityResult, note_for
 
 # Student code goes into this page: everything is autoescaped and nothing is marked safe.
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -37,7 +37,8 @@ PAGE = _ENV.from_string("""<!DOCTYPE html>
 <h1>Similar code in {{ compared }} submissions</h1>
 <p>{{ explanation }}</p>
 <p class="note">Functions compared: {{ functions or "the whole submission" }}.
-A pair is listed as similar at {{ threshold }} or more of its unusual code in common;
+A pair is listed as similar at {{ threshold }} or more of its unusual code in common, or when one
+function with much unusual code is {{ function_threshold }} alike;
 fragments found in more than {{ common_at }} submissions count less, and past {{ 4 * common_at }} not at all.
 {% if archives %}Earlier years compared with this batch: {{ archives }}.{% endif %}</p>
 <p class="legend"><span class="match code">similar code</span><span class="given code">template's given code
@@ -49,8 +50,8 @@ fragments found in more than {{ common_at }} submissions count less, and past {{
 <table><thead><tr><th>#</th><th>submissions</th><th>similarity</th><th>listed</th><th>by function</th></tr></thead>
 <tbody>{% for row in rows %}<tr><td>{% if row.anchor %}<a href="#{{ row.anchor }}">{{ loop.index }}</a>
 {% else %}{{ loop.index }}{% endif %}</td><td>{{ row.pair.a }} ~ {{ row.pair.b }}</td>
-<td>{{ "%.0f" % (100 * row.pair.similarity) }}%{% if row.pair.identical %} (identical after normalisation)
-{% endif %}</td><td>{{ "similar" if row.pair.flagged else "below threshold" }}</td><td>{{ row.functions }}</td></tr>
+<td>{{ "%.0f" % (100 * row.pair.similarity) }}%{% if row.note %} ({{ row.note }}){% endif %}</td>
+<td>{{ "similar" if row.pair.flagged else "below threshold" }}</td><td>{{ row.functions }}</td></tr>
 {% endfor %}</tbody></table>
 {% for side in sides %}<section class="pair" id="{{ side.anchor }}">
 <h2>{{ side.pair.a }} ~ {{ side.pair.b }}: {{ "%.0f" % (100 * side.pair.similarity) }}% similar</h2>
@@ -123,7 +124,8 @@ def render(result: SimilarityResult) -> str:
     sides: list[dict[str, object]] = []
     for number, pair in enumerate(listed, start=1):
         anchor = f"pair-{number}" if pair.flagged and len(sides) < MAX_SIDE_BY_SIDE else ""
-        rows.append({"pair": pair, "anchor": anchor, "functions": _function_summary(pair)})
+        note = note_for(pair, result.settings)
+        rows.append({"pair": pair, "anchor": anchor, "functions": _function_summary(pair), "note": note})
         if anchor:
             sides.append(_side_by_side(result, pair, anchor))
     archives = sorted({code.archive for code in result.codes if code.archive})
@@ -133,6 +135,7 @@ def render(result: SimilarityResult) -> str:
         explanation=EXPLANATION,
         functions=", ".join(result.function_names),
         threshold=f"{result.settings.threshold:.0%}",
+        function_threshold=f"{result.settings.function_threshold:.0%}",
         common_at=result.index.common_at,
         archives=", ".join(archives),
         groups=result.groups,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grader.similarity.compare import Index, PairMatch, Settings, clusters
+from grader.similarity.compare import Index, PairMatch, Settings, clusters, similar_functions
 from grader.similarity.extract import StudentCode
 
 EXPLANATION = (
@@ -69,13 +69,23 @@ def _function_text(pair: PairMatch) -> str:
     return ", ".join(parts)
 
 
+def note_for(pair: PairMatch, settings: Settings) -> str:
+    """Why a pair is listed, when its overall similarity does not say it."""
+    if pair.identical:
+        return "identical after normalisation"
+    if pair.similarity < settings.threshold:
+        alike = ", ".join(f"{f.name} ({f.similarity or 0:.0%})" for f in similar_functions(pair, settings))
+        return f"one function alike: {alike}" if alike else ""
+    return ""
+
+
 def summary_rows(result: SimilarityResult) -> list[dict[str, str]]:
     """Rows for the batch summary: students, similarity, the functions most alike, a note."""
     groups = result.groups
     rows = []
     for pair in result.flagged:
         group = next((g for g in groups if pair.a in g), [])
-        note = "identical after normalisation" if pair.identical else ""
+        note = note_for(pair, result.settings)
         rows.append(
             {
                 "students": f"{pair.a} ~ {pair.b}",

@@ -52,6 +52,18 @@ def batch_files(out_dir: Path) -> tuple[list[Found], list[str]]:
     return found, problems
 
 
+def batch_assignment(out_dir: Path) -> str | None:
+    """The assignment a graded batch is of, as its reports record it (None for a folder with no report)."""
+    from grader.grading.report import read_report
+
+    for report_path in sorted(out_dir.glob(f"*{REPORT_SUFFIX}")):
+        try:
+            return read_report(report_path).assignment
+        except Exception:  # not a report: look at the next file
+            continue
+    return None
+
+
 def archive_files(archive: Path, scratch: Path) -> tuple[list[Found], list[str]]:
     """An earlier year: a graded OUT folder, a folder of submissions, or a .zip of them."""
     from grader.batch.intake import collect
