@@ -292,8 +292,20 @@ def release_command(assignment: str, out_dir: Path, course_dir: Path | None) -> 
 @click.argument("assignments", nargs=-1)
 @click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--sandbox", type=click.Choice(["bwrap", "none"]), default="bwrap", show_default=True)
-def verify(assignments: tuple[str, ...], course_dir: Path | None, sandbox: str) -> None:
-    """For CI: every solution scores full marks, every template zero, templates in sync."""
+@click.option(
+    "--variants/--no-variants", default=True, show_default=True,
+    help="Grade solutions/NAME/variants and enforce its expected.toml.",
+)  # fmt: skip
+@click.option(
+    "--robustness/--no-robustness", default=True, show_default=True,
+    help="Grade wrong answers (None, wrong shape, NaN, str, raises, never returns) of each solution function.",
+)  # fmt: skip
+def verify(
+    assignments: tuple[str, ...], course_dir: Path | None, sandbox: str, variants: bool, robustness: bool
+) -> None:
+    """For CI: solutions full marks, templates zero and in sync, known variants and wrong answers as expected."""
+    from rich.markup import escape
+
     from grader.authoring.verify import verify_assignment
     from grader.grading.spec import load_assignment
     from grader.settings import GradeSettings
@@ -310,11 +322,15 @@ def verify(assignments: tuple[str, ...], course_dir: Path | None, sandbox: str) 
         raise CliError(exc) from None
     verdicts = []
     for assignment in loaded:
-        verdict = verify_assignment(assignment, GradeSettings(sandbox=sandbox))
+        settings = GradeSettings(sandbox=sandbox)
+        verdict = verify_assignment(assignment, settings, variants=variants, robustness=robustness)
         mark = "[green]ok  [/green]" if verdict.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {assignment.name}: " + "; ".join(verdict.notes))
-        for failure in verdict.failures:
-            console.print(f"     [red]-[/red] {failure}")
+        console.print(f"{mark} {assignment.name}: " + escape("; ".join(verdict.notes)), soft_wrap=True)
+        for table in verdict.tables:
+            for line in table.lines():
+                console.print(f"     {line}", markup=False, highlight=False, soft_wrap=True)
+        for failure in verdict.failures:  # whole, never cut: CI logs are where a course reads them
+            console.print(f"     [red]-[/red] {escape(failure)}", soft_wrap=True)
         verdicts.append(verdict)
     failed = [v.assignment for v in verdicts if not v.ok]
     console.print(
