@@ -326,3 +326,21 @@ def test_without_a_template_whole_submissions_are_compared() -> None:
     assert result.function_names == []
     assert result.flagged[0].identical and {result.flagged[0].a, result.flagged[0].b} == {entries[0].id, "again"}
     assert [f.name for f in result.flagged[0].functions] == [OTHER]  # given code counts too: expect more pairs
+
+
+def test_code_nested_too_deeply_is_left_out_with_a_note() -> None:
+    parsed_deep = "def relu(x):\n    return " + " + ".join(["x"] * 800) + "\n"  # parses, too deep to walk
+    unparsable = "def relu(x):\n    return " + " + ".join(["x"] * 3000) + "\n"  # too deep for the parser
+    entries = [Entry("deep", [*TEMPLATE[:1], (3, parsed_deep), *TEMPLATE[2:]]), *_students(2, SOFTMAX)]
+    entries.append(Entry("nested", [*TEMPLATE[:1], (3, unparsable), *TEMPLATE[2:]]))
+    result = compare_entries(entries, read_template(TEMPLATE, []))
+    assert "deep: not compared: its code is nested too deeply to analyse" in result.problems
+    assert "nested: cell 3 is nested too deeply to analyse; it was left out of the comparison" in result.problems
+    assert [code.id for code in result.codes] == ["s0", "s1", "nested"]
+
+
+def test_control_characters_in_code_are_not_sent_raw(tmp_path: Path) -> None:
+    body = SOFTMAX + '\ndef relu(x):\n    tag = "\x1b[31m"\n    return np.maximum(x, 0) if tag else x\n'
+    result = compare_entries(_students(2, body), read_template(TEMPLATE, []))
+    page = render(result)
+    assert "\x1b" not in page and "\ufffd[31m" in page

@@ -46,7 +46,12 @@ def compare_entries(
     codes: list[StudentCode] = []
     notes = list(problems)
     for entry in entries:
-        code = extract(StudentCode(entry.id, entry.label, lay_out(entry.cells), archive=entry.archive), template)
+        code = StudentCode(entry.id, entry.label, lay_out(entry.cells), archive=entry.archive)
+        try:
+            extract(code, template)
+        except RecursionError:  # untrusted code can nest deeper than a recursive walk may go
+            notes.append(f"{entry.id}: not compared: its code is nested too deeply to analyse")
+            continue
         notes += [f"{entry.id}: {note}" for note in code.notes]
         codes.append(code)
     comparison = compare_codes(codes, template, settings)

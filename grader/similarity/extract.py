@@ -83,13 +83,16 @@ def parse_cells(cells: Sequence[CodeCell], skip: frozenset[str], notes: list[str
             continue
         try:  # blank lines in front give submission-wide line numbers at no cost
             tree = ast.parse("\n" * (cell.first_line - 1) + cell.source)
+        except (RecursionError, MemoryError):  # untrusted text can nest deeper than the parser goes
+            notes.append(f"cell {cell.index} is nested too deeply to analyse; it was left out of the comparison")
         except (SyntaxError, ValueError) as exc:
             line = exc.lineno - cell.first_line + 1 if isinstance(exc, SyntaxError) and exc.lineno else 0
             where = f" (line {line})" if line > 0 else ""
             notes.append(f"cell {cell.index} is not valid Python{where}; it was left out of the comparison")
-            parsed.append([])
+        else:
+            parsed.append(tree.body)
             continue
-        parsed.append(tree.body)
+        parsed.append([])
     return parsed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from grader.similarity.result import EXPLANATION, SimilarityResult, note_for
 
 # Student code goes into this page: everything is autoescaped and nothing is marked safe.
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # shown as a replacement mark, never sent raw
 MAX_SIDE_BY_SIDE = 50
 MAX_LISTED = 100
 
@@ -96,7 +98,7 @@ def _column(result: SimilarityResult, submission_id: str, matched: set[int]) -> 
         if number in starts:
             lines.append(Line("", f"cell {starts[number]}", "cell"))
         css = "match" if number in matched else "given" if number in code.template_lines else ""
-        lines.append(Line(str(number), text, css))
+        lines.append(Line(str(number), _CONTROL.sub("\ufffd", text), css))
     title = f"{code.id} ({code.label})" if code.label else code.id
     return Column(title, lines)
 
