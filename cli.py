@@ -123,7 +123,10 @@ def grade(
         if preflight:
             from grader.batch.preflight import run_preflight
 
-            console.print(run_preflight(loaded, settings, out_dir).line)
+            checked = run_preflight(loaded, settings, out_dir)
+            console.print(checked.line, soft_wrap=True, markup=False, highlight=False)
+            if checked.reference_times is not None:  # [limits.relative]: limits from this machine's reference
+                settings = settings.model_copy(update={"reference_times": checked.reference_times})
     except GraderError as exc:
         raise CliError(exc) from None
     workers = workers or min(default_workers(), max(1, len(intake.candidates)))

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.grading.reference_limits import ReferenceTimes
 from grader.sandbox.gpu import GpuDevice
 
 
@@ -26,6 +27,9 @@ class GradeSettings(BaseModel):
     seed: int | None = Field(None, description="Overrides the assignment's seed (calibration runs).")
     gpu_device: GpuDevice | None = Field(None, description="The GPU leased to this submission, if any.")
     gpu_memory_cap_mb: int | None = Field(None, description="GPU memory the submission may use (its share).")
+    reference_times: ReferenceTimes | None = Field(
+        None, description="The reference solution's times on this machine, for [limits.relative] (pre-flight)."
+    )
     warm_workers: bool = Field(
         True, description="Fork each worker from a warm zygote (bwrap only); False: a fresh sandbox each time."
     )

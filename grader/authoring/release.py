@@ -92,6 +92,8 @@ def _toml_value(value: object) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, dict):  # [limits.relative]'s entries: inline tables
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return json.dumps(str(value))
 
 

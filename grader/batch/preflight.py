@@ -18,12 +18,14 @@ from pathlib import Path
 from grader.batch.gradebook import assignment_fingerprint
 from grader.errors import UsageError
 from grader.grading.pipeline import grade
-from grader.grading.report import TestResult
+from grader.grading.reference_limits import ReferenceTimes, measure, summary, this_machine
+from grader.grading.report import SubmissionReport, TestResult
 from grader.grading.spec import Assignment
 from grader.grading.suite import SuiteCache
 from grader.settings import GradeSettings
 
 RECORD_FILE = "preflight.json"
+REFERENCE_REPEATS = 3  # gradings of the reference behind relative limits: the longest of each counts
 
 
 class PreflightFailed(UsageError):
@@ -37,6 +39,7 @@ class PreflightResult:
     line: str
     solution_score: float | None = None
     solution_wall_s: float | None = None
+    reference_times: ReferenceTimes | None = None  # measured when the spec has [limits.relative]
 
 
 def _course_relative(path: Path, assignment: Assignment) -> str:
@@ -72,15 +75,7 @@ def _failures(tests: list[TestResult]) -> str:
     return "; ".join(wrong[:5])
 
 
-def check_solution(assignment: Assignment, settings: GradeSettings, suites: SuiteCache | None) -> PreflightResult:
-    """Grade the reference once: full marks, status graded, within the assignment's limits."""
-    solution = reference_solution(assignment)
-    if solution is None:
-        return PreflightResult("pre-flight: hidden tests compiled; no reference solution here to grade")
-    if assignment.spec.gpu == "required" and settings.gpu_device is None:
-        return PreflightResult("pre-flight: hidden tests compiled; the reference needs a GPU, so it was not graded")
-    report = grade(solution, assignment, settings, submission_id="reference-solution", suites=suites)
-    where = _course_relative(solution, assignment)
+def _check_report(report: SubmissionReport, assignment: Assignment, where: str) -> None:
     if report.status != "graded":
         raise PreflightFailed(
             f"pre-flight: grading the reference solution {where} ended as {report.status}: {report.message}. "
@@ -97,12 +92,50 @@ def check_solution(assignment: Assignment, settings: GradeSettings, suites: Suit
             f"pre-flight: the reference solution {where} took {report.resources.wall_s:.1f} s, over the "
             f"submission limit of {limit:g} s; raise the limit in assignment.toml or speed up the tests."
         )
-    return PreflightResult(
+
+
+def check_solution(assignment: Assignment, settings: GradeSettings, suites: SuiteCache | None) -> PreflightResult:
+    """Grade the reference: full marks, status graded, within the assignment's limits.
+
+    With ``[limits.relative]`` it is graded REFERENCE_REPEATS times (fixed limits), and its times
+    on this machine become the batch's limits.
+    """
+    solution = reference_solution(assignment)
+    if solution is None:
+        return PreflightResult("pre-flight: hidden tests compiled; no reference solution here to grade")
+    if assignment.spec.gpu == "required" and settings.gpu_device is None:
+        return PreflightResult("pre-flight: hidden tests compiled; the reference needs a GPU, so it was not graded")
+    fixed = settings.model_copy(update={"reference_times": None})
+    repeats = REFERENCE_REPEATS if assignment.spec.limits.relative is not None else 1
+    where = _course_relative(solution, assignment)
+    reports = []
+    for _ in range(repeats):
+        report = grade(solution, assignment, fixed, submission_id="reference-solution", suites=suites)
+        _check_report(report, assignment, where)
+        reports.append(report)
+    times = measure(reports, assignment_fingerprint(assignment)) if repeats > 1 else None
+    line = (
         f"pre-flight: hidden tests collected, reference solution {report.score:g} / {report.max_score:g} "
-        f"in {report.resources.wall_s:.1f} s",
-        report.score,
-        report.resources.wall_s,
+        f"in {report.resources.wall_s:.1f} s"
     )
+    return PreflightResult(
+        line + (f"; {summary(times)}" if times else ""), report.score, report.resources.wall_s, times
+    )
+
+
+def _previous(record: Path | None, fingerprint: str) -> dict[str, object] | None:
+    """The recorded pass for this fingerprint on this machine, if there is one."""
+    if record is None or not record.is_file():
+        return None
+    try:
+        previous = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(previous, dict) or previous.get("fingerprint") != fingerprint:
+        return None
+    if previous.get("machine") != this_machine():
+        return None
+    return previous
 
 
 def run_preflight(
@@ -110,21 +143,25 @@ def run_preflight(
 ) -> PreflightResult:
     """Compile, collect and grade the reference; raises PreflightFailed with one clear message.
 
-    With ``out_dir``, a pass is recorded there for the assignment's fingerprint and not repeated.
+    With ``out_dir``, a pass (and the reference times) is recorded there for the assignment's
+    fingerprint and this machine, and not repeated.
     """
     fingerprint = assignment_fingerprint(assignment)
     record = out_dir / RECORD_FILE if out_dir is not None else None
-    if record is not None and record.is_file():
-        try:
-            previous = json.loads(record.read_text())
-        except (OSError, ValueError):
-            previous = {}
-        if isinstance(previous, dict) and previous.get("fingerprint") == fingerprint:
-            return PreflightResult("pre-flight: passed before for this version of the tests and spec")
+    previous = _previous(record, fingerprint)
+    if previous is not None:
+        raw = previous.get("reference_times")
+        times = ReferenceTimes.model_validate(raw) if isinstance(raw, dict) else None
+        line = "pre-flight: passed before for this version of the tests and spec"
+        return PreflightResult(line + (f"; {summary(times)}" if times else ""), reference_times=times)
     compile_hidden_tests(assignment)
     result = check_solution(assignment, settings, suites)
     if record is not None:
         record.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"fingerprint": fingerprint, "line": result.line, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        entry = {
+            "fingerprint": fingerprint, "machine": this_machine(), "line": result.line,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "reference_times": result.reference_times.model_dump() if result.reference_times else None,
+        }  # fmt: skip
         record.write_text(json.dumps(entry, indent=2) + "\n")
     return result

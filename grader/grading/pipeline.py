@@ -9,6 +9,7 @@ from dataclasses import field as dc_field
 from pathlib import Path
 
 from grader import __version__
+from grader.grading.reference_limits import ReferenceTimes
 from grader.grading.report import CellOutcome, Resources, SubmissionInfo, SubmissionReport, TestResult, truncate
 from grader.grading.session import SessionTotals, WorkerSession
 from grader.grading.spec import Assignment, AssignmentSpec, Limits
@@ -81,6 +82,8 @@ class _Plan:
     seed: int
     skip_reason: str
     warnings: list[str]
+    limit_notes: dict[str, str] = dc_field(default_factory=dict)
+    call_limits: dict[str, tuple[float, str]] = dc_field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +117,7 @@ def _plan(assignment: Assignment, settings: GradeSettings) -> _Plan:
     """Step 2: the limits (GPU policy applied), what the box may see, and the seed."""
     spec = assignment.spec
     limits, gpu_note, skip_reason = _gpu_limits(spec, settings)
+    limits, notes, call_limits = _relative_limits(limits, settings.reference_times)
     box = BoxSettings(
         mode=settings.sandbox,
         limits=limits,
@@ -124,7 +128,29 @@ def _plan(assignment: Assignment, settings: GradeSettings) -> _Plan:
         gpu_memory_cap_mb=_gpu_cap(spec.limits.gpu_memory_mb, settings.gpu_memory_cap_mb),
     )
     seed = spec.seed if settings.seed is None else settings.seed
-    return _Plan(box, seed, skip_reason, [gpu_note] if gpu_note else [])
+    return _Plan(box, seed, skip_reason, [gpu_note] if gpu_note else [], notes, call_limits)
+
+
+def _relative_limits(
+    limits: Limits, times: ReferenceTimes | None
+) -> tuple[Limits, dict[str, str], dict[str, tuple[float, str]]]:
+    """Limits from the reference's measured times where [limits.relative] asks for them (issue 20)."""
+    relative = limits.relative
+    if relative is None or times is None:
+        return limits, {}, {}
+    update: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    if relative.load is not None:
+        update["load_timeout_s"] = relative.load.seconds(times.load_s)
+        notes["load"] = relative.load.describe(times.load_s)
+    if relative.submission is not None:
+        update["submission_timeout_s"] = relative.submission.seconds(times.submission_s)
+        notes["submission"] = relative.submission.describe(times.submission_s)
+    calls = {}
+    if relative.call is not None:
+        rule = relative.call
+        calls = {name: (rule.seconds(s), rule.describe(s)) for name, s in times.call_s.items()}
+    return limits.model_copy(update=update), notes, calls
 
 
 def _run_tests(
@@ -140,7 +166,8 @@ def _run_tests(
         loaded.submission, plan.box, assignment.spec.preload, plan.seed, probes, loaded.blocked, provider,
         blocked_status="skipped" if skipped else "failed",
     )  # fmt: skip
-    run = GradingRun(session, hidden=settings.tests == "hidden")
+    session.limit_notes = plan.limit_notes
+    run = GradingRun(session, hidden=settings.tests == "hidden", call_limits=plan.call_limits)
     collected = 0
     try:
         if suite is not None:
@@ -170,7 +197,7 @@ def _build_report(
         TestResult(
             id=o.nodeid, name=o.name, status=o.status, score=o.score if status == "graded" else 0.0,
             max_score=o.max_score, message=truncate(o.message), duration_s=round(o.duration_s, 4),
-            visible=o.visible, test_raised=truncate(o.test_raised),
+            visible=o.visible, test_raised=truncate(o.test_raised), max_call_s=round(o.max_call_s, 4),
             metrics=o.metrics,
         )
         for o in ran.run.outcomes
@@ -199,6 +226,7 @@ def _build_report(
             peak_rss_mb=round(totals.peak_rss_mb, 2) if totals.worker_starts else None,
             output_bytes=totals.output_bytes,
             worker_starts=totals.worker_starts,
+            load_s=round(totals.load_s, 4) if totals.load_s is not None else None,
             gpu_s=round(totals.gpu_s, 4) if on_gpu else None,
             gpu_peak_mb=totals.gpu_peak_mb if on_gpu else None,
         ),

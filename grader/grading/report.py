@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_CHARS = 2000
@@ -81,6 +81,7 @@ class TestResult(_Model):
     message: str = Field("", description="Why it did not pass; never echoes hidden values.")
     duration_s: float = Field(description="Wall seconds the test took, calls into the sandbox included.")
     visible: bool = Field(True, description="Whether details may be shown to the student.")
+    max_call_s: float = Field(0.0, description="Wall seconds of the test's longest call into the submission.")
     test_raised: str = Field(
         "",
         description="TA only: the exception the test code raised while handling the submission's value "
@@ -98,13 +99,66 @@ class Resources(_Model):
     gpu_s: float | None = Field(None, description="GPU seconds; null when no GPU was used.")
     gpu_peak_mb: float | None = Field(None, description="Peak GPU memory in MiB; null when no GPU.")
     output_bytes: int = Field(0, description="Bytes the submission wrote to stdout and stderr.")
+    load_s: float | None = Field(None, description="Wall seconds loading the notebook took (its first load).")
     worker_starts: int = Field(0, description="Sandboxed workers started (1 + restarts after faults).")
 
 
+CellStatus = Literal["ok", "error", "timeout", "memory", "crashed", "not_run"]
+FIRST_LINE_CHARS = 60
+
+
+def first_code_line(source: str, limit: int = FIRST_LINE_CHARS) -> str:
+    """The first line of a cell that is not blank, shortened: what a student searches for (issue 13)."""
+    line = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def cell_label(index: int, position: int | None, execution_count: int | None, first_line: str) -> str:
+    """How a cell is named wherever a student reads about it: ``code cell 4 (In [5], "def f(x):")``.
+
+    ``position`` counts code cells from 1, as a student counts them; ``In [5]`` is what Jupyter shows
+    beside a cell of a notebook saved with execution counts; the first line is what Ctrl-F finds.
+    Without a position (a report written before issue 13) the cell is ``cell <index>``, as then.
+    """
+    if position is None:
+        return f"cell {index}"
+    parts = [f"In [{execution_count}]"] if execution_count is not None else []
+    if first_line:
+        parts.append(json.dumps(first_line, ensure_ascii=False))
+    return f"code cell {position}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 class CellOutcome(_Model):
-    index: int = Field(description="0-based index of the cell in the notebook.")
-    ok: bool = Field(description="Whether the cell ran without raising.")
-    message: str = Field("", description="The error the cell raised, if any.")
+    index: int = Field(description="0-based index of the cell among all cells of the notebook (markdown included).")
+    ok: bool = Field(description="Whether the cell ran to its end without raising.")
+    message: str = Field("", description="The error the cell raised, or why it was stopped or not run.")
+    status: CellStatus = Field(
+        "ok",
+        description="ok | error (raised) | timeout (stopped at its time budget, cell_timeout_s) | memory | "
+        "crashed (the worker died; it was restarted) | not_run (the load time limit was used up, or the "
+        "submission was not run).",
+    )
+    position: int | None = Field(None, description="1-based position among the notebook's code cells.")
+    execution_count: int | None = Field(
+        None, description="The cell's In [n] in the saved notebook; null if it was saved unexecuted."
+    )
+    first_line: str = Field("", description="The cell's first non-blank source line, shortened.")
+    defines: list[str] = Field(
+        default_factory=list, description="Top-level functions and classes the cell's source defines."
+    )
+    duration_s: float | None = Field(None, description="Wall seconds the cell ran at load; null if it did not run.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_of_older_reports(cls, data: Any) -> Any:
+        """Reports from before ``status`` existed had only ``ok``: a cell that was not ok raised."""
+        if isinstance(data, dict) and "status" not in data and data.get("ok") is False:
+            return {**data, "status": "error"}
+        return data
+
+    @property
+    def label(self) -> str:
+        return cell_label(self.index, self.position, self.execution_count, self.first_line)
 
 
 class SubmissionReport(_Model):

@@ -28,6 +28,7 @@ class SessionTotals:
     worker_starts: int = 0
     gpu_s: float = 0.0
     gpu_peak_mb: float | None = None
+    load_s: float | None = None  # the first load of the notebook, for reference times (issue 20)
     output: list[str] = field(default_factory=list)
 
 
@@ -62,6 +63,9 @@ class WorkerSession:
         # What the submission handed back during the current test: (function, description of the
         # value). A test that raises after this is the submission's failed test, not a grader error.
         self.test_returns: list[tuple[str, str]] = []
+        self.test_call_max_s = 0.0  # the current test's longest call, for reference times (issue 20)
+        # How a relative limit was derived ("20x the reference's 0.06 s on this machine"), per limit.
+        self.limit_notes: dict[str, str] = {}
 
     def remaining_s(self) -> float:
         return self.limits.submission_timeout_s - (time.monotonic() - self.started)
@@ -86,14 +90,18 @@ class WorkerSession:
             "threads": self.box_settings.threads,
         }
         timeout = min(self.limits.load_timeout_s, max(self.remaining_s(), 0.1))
+        loading = time.monotonic()
         try:
-            result = box.request("load", load, timeout, "time limit for loading the notebook")
+            note = self.limit_notes.get("load", "")
+            result = box.request("load", load, timeout, "time limit for loading the notebook", limit_note=note)
         except SubmissionFault as fault:
             self._retire(box)
             self.load_fault = type(fault)(f"the notebook could not be loaded: {fault.message}")
             raise self._record(self.load_fault) from None
         if self.cells is None:
             self.cells = _cell_outcomes(result)
+        if self.totals.load_s is None:
+            self.totals.load_s = time.monotonic() - loading
         return box
 
     def _box(self) -> Box | ZygoteChild:
@@ -108,10 +116,11 @@ class WorkerSession:
             self.box = self._start()
         return self.box
 
-    def request(self, op: str, value: Any, call_timeout_s: float | None, **fields: Any) -> Any:
+    def request(self, op: str, value: Any, call_timeout_s: float | None, call_note: str = "", **fields: Any) -> Any:
         """One call into the sandbox under the call and submission time limits."""
         box = self._box()
         per_call = call_timeout_s or self.limits.call_timeout_s
+        fields["limit_note"] = call_note
         remaining = self.remaining_s()
         if remaining <= 0:
             raise self._record(
@@ -121,6 +130,7 @@ class WorkerSession:
             )
         if remaining < per_call:
             per_call, limit_name = remaining, "rest of the submission's total time limit"
+            fields["limit_note"] = self.limit_notes.get("submission", "")
         else:
             limit_name = "time limit per call"
         budget = self.limits.gpu_s
@@ -130,6 +140,7 @@ class WorkerSession:
                 raise self._record(CallTimeout(f"not run: the GPU time limit (gpu_s) of {budget:g} s is used up"))
             if gpu_left < per_call:
                 per_call, limit_name = gpu_left, f"GPU time limit (gpu_s = {budget:g} s, what was left of it)"
+        called = time.monotonic()
         try:
             if self.gpu_timer is None:
                 answer = box.request(op, value, per_call, limit_name, **fields)
@@ -143,6 +154,7 @@ class WorkerSession:
             raise self._record(fault) from None
         if op in ("call", "probe"):
             self.test_returns.append((str(fields.get("name", op)), describe_value(answer)))
+            self.test_call_max_s = max(self.test_call_max_s, time.monotonic() - called)
         return answer
 
     def _retire(self, box: Box | ZygoteChild) -> None:

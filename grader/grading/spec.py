@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader.errors import SpecError
+from grader.grading.reference_limits import RelativeLimits
 
 SPEC_FILE = "assignment.toml"
 
@@ -42,6 +43,11 @@ class Limits(BaseModel):
     gpu_memory_mb: int | None = Field(None, ge=64, description="GPU memory cap; default: the lease's share.")
     cpu_fallback_factor: float = Field(
         1.0, ge=1, description="gpu = 'optional' without a GPU: time limits are multiplied by this factor."
+    )
+    relative: RelativeLimits | None = Field(
+        None,
+        description="[limits.relative]: call, load and submission limits as a multiple of the reference "
+        "solution's time on the grading machine (measured in pre-flight); the fixed limits apply without it.",
     )
 
 

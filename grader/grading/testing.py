@@ -40,22 +40,22 @@ def limits(*, call_timeout_s: float | None = None) -> pytest.MarkDecorator:
 class SubmissionProxy:
     """``submission.name(*args)`` runs the student's ``name`` in the sandbox."""
 
-    def __init__(self, session: WorkerSession, call_timeout_s: float | None) -> None:
-        self._session, self._timeout = session, call_timeout_s
+    def __init__(self, session: WorkerSession, call_timeout_s: float | None, call_note: str = "") -> None:
+        self._session, self._timeout, self._note = session, call_timeout_s, call_note
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._session.request("call", [args, kwargs], self._timeout, name=name)
+            return self._session.request("call", [args, kwargs], self._timeout, self._note, name=name)
 
         call.__name__ = name
         return call
 
     def run(self, probe: str, *args: Any, **kwargs: Any) -> Any:
         """Run ``probe(student_module, *args, **kwargs)`` from probes.py inside the sandbox."""
-        return self._session.request("probe", [args, kwargs], self._timeout, name=probe)
+        return self._session.request("probe", [args, kwargs], self._timeout, self._note, name=probe)
 
     def has(self, name: str) -> bool:
         """Whether the submission defines a callable ``name``."""
@@ -89,6 +89,7 @@ class Outcome:
     duration_s: float = 0.0
     grader_problem: str = ""
     test_raised: str = ""
+    max_call_s: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -113,6 +114,8 @@ class GradingRun:
 
     session: WorkerSession
     hidden: bool | None = None
+    # Per test name: (call timeout, how it was derived) from the reference's times (issue 20).
+    call_limits: dict[str, tuple[float, str]] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
     credit: dict[str, Credit] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)
@@ -143,9 +146,13 @@ class GradingPlugin:
 
     @pytest.fixture
     def submission(self, request: pytest.FixtureRequest) -> SubmissionProxy:
+        run = self._current()
+        relative = run.call_limits.get(request.node.name)
+        if relative is not None:  # measured on this machine: replaces @limits and the spec's fixed limit
+            return SubmissionProxy(run.session, relative[0], relative[1])
         marker = request.node.get_closest_marker("grader_limits")
         timeout = marker.kwargs.get("call_timeout_s") if marker else None
-        return SubmissionProxy(self._current().session, timeout)
+        return SubmissionProxy(run.session, timeout)
 
     @pytest.fixture
     def credit(self, request: pytest.FixtureRequest) -> Credit:
@@ -183,6 +190,7 @@ class GradingPlugin:
         run = self._current()
         run.session.test_faults.clear()
         run.session.test_returns.clear()
+        run.session.test_call_max_s = 0.0
         run.started[item.nodeid] = time.monotonic()
         _IN_HIDDEN_TEST.set(_is_hidden(run, item))
 
@@ -204,6 +212,7 @@ class GradingPlugin:
             visible=bool(marker.kwargs.get("visible", True)) if marker else True,
             duration_s=time.monotonic() - run.started.get(item.nodeid, time.monotonic()),
             metrics=run.metrics.get(item.nodeid, {}),
+            max_call_s=run.session.test_call_max_s,
         )
         excinfo = call.excinfo
         faults = run.session.test_faults

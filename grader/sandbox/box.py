@@ -164,6 +164,7 @@ class Box:
         """Send one request and return the worker's plain-data answer, or raise a SubmissionFault."""
         if self.dead:
             raise WorkerCrashed("the worker had already stopped before this call")
+        note = str(fields.pop("limit_note", ""))  # how the limit was derived, for the message
         self._next_id += 1
         request_id = self._next_id
         try:
@@ -177,7 +178,8 @@ class Box:
             self.kill()
             if self._memory_killed():
                 raise OutOfMemory(self._memory_message()) from None
-            raise CallTimeout(f"took longer than the {limit_name} of {timeout_s:g} s and was stopped") from None
+            note = f" ({note})" if note else ""
+            raise CallTimeout(f"took longer than the {limit_name} of {timeout_s:g} s{note} and was stopped") from None
         except rpc.ChannelClosed:
             raise self._death_fault() from None
         except rpc.FrameError as exc:

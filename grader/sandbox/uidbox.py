@@ -50,6 +50,12 @@ def student_uid() -> int:
 
 def check_layout(uid: int, secret_dirs: tuple[Path, ...], grader_package: Path) -> None:
     """Refuse to run when the student's user could read the tests, or could not load the worker."""
+    for secret in secret_dirs:
+        if secret.exists() and readable_by_others(secret):
+            raise SandboxUnavailable(
+                f"{secret} is readable by other users, so student code running as uid {uid} could read it: "
+                f"`chown -R root: {secret} && chmod -R go-rwx {secret}` (setup.sh does it)"
+            )
     from grader.sandbox.bwrap import python_roots
 
     for needed in [Path(sys.executable), *python_roots()]:
@@ -57,12 +63,6 @@ def check_layout(uid: int, secret_dirs: tuple[Path, ...], grader_package: Path) 
             raise SandboxUnavailable(
                 f"the Python at {needed} is not readable by other users, so the worker cannot start as uid {uid}: "
                 "use a Python every user can read (setup.sh makes one in /opt/dl-grader)"
-            )
-    for secret in secret_dirs:
-        if secret.exists() and readable_by_others(secret):
-            raise SandboxUnavailable(
-                f"{secret} is readable by other users, so student code running as uid {uid} could read it: "
-                f"`chown -R root: {secret} && chmod -R go-rwx {secret}` (setup.sh does it)"
             )
     inside = grader_package / "inside"
     if not readable_by_others(inside):
