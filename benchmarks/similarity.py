@@ -28,7 +28,7 @@ import nbformat  # noqa: E402
 from grader.grading.report import Resources, SubmissionInfo, SubmissionReport  # noqa: E402
 from grader.grading.report import write_report as write_json_report  # noqa: E402
 from grader.similarity import compare_batch, write_report  # noqa: E402
-from grader.similarity.calibrate import _keep, fill_template  # noqa: E402
+from grader.similarity.calibrate import protected_names, fill_template  # noqa: E402
 from grader.similarity.extract import read_template  # noqa: E402
 from grader.similarity.obfuscate import apply_edits, disguise  # noqa: E402
 from grader.similarity.sources import code_cells  # noqa: E402
@@ -67,7 +67,7 @@ def synthetic_class(students: int, seed: int) -> dict[str, list[tuple[int, str]]
     template = read_template(template_cells, [])
     pool = _pool(template_cells)
     names = set(template.function_names)
-    keep = _keep(template)
+    keep = protected_names(template)
     out: dict[str, list[tuple[int, str]]] = {}
     for number in range(students - 16):
         picks = [rng.choice(pool) for _ in template_cells]

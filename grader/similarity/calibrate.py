@@ -126,7 +126,7 @@ def origins(repo: Path, name: str, fixtures: Path | None, template: Template, ce
     return found
 
 
-def _keep(template: Template) -> frozenset[str]:
+def protected_names(template: Template) -> frozenset[str]:
     """Names a copier cannot rename without breaking the assignment's interface."""
     api = {word for word in template.identifiers if "_" in word.strip("_") or word[:1].isupper()}
     return frozenset(template.defined | api | {n.split(".")[0] for n in template.function_names})
@@ -149,7 +149,8 @@ def calibrate(repo: Path, name: str, fixtures: Path | None, settings: Settings |
         steps = COMBINED if transform == "combined" else (transform,)
         try:
             copies = [
-                disguise(o.cells, template.cell_sources, steps, seed, _keep(template)) for seed, o in enumerate(pool)
+                disguise(o.cells, template.cell_sources, steps, seed, protected_names(template))
+                for seed, o in enumerate(pool)
             ]
         except FormatterMissing as exc:
             rows.append(Row(name, transform, 0, 0, 0, 0, 0.0, 0.0, f"not run: {exc}"))
@@ -197,7 +198,9 @@ def _partial(
             continue
         donor = next(o for o in pool if o.label == donors[seed % len(donors)])
         pasted = paste_function(origin.cells, donor.cells, unit)
-        cells = disguise(pasted, template.cell_sources, ("rename", "comments", "prints"), seed, _keep(template))
+        cells = disguise(
+            pasted, template.cell_sources, ("rename", "comments", "prints"), seed, protected_names(template)
+        )
         copy = extract(StudentCode("copy", "", lay_out(cells)), template)
         others = [codes[label] for label in donors if label != donor.label]
         comparison = compare_codes([codes[origin.label], copy, *others], template, settings)

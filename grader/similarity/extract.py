@@ -35,6 +35,7 @@ class StudentCode:
     template_lines: set[int] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     archive: str = ""
+    unchanged_cells: set[int] = field(default_factory=set)
 
     @property
     def lines(self) -> list[str]:
@@ -180,6 +181,7 @@ def extract(code: StudentCode, template: Template) -> StudentCode:
     parsed = parse_cells(code.cells, template.cell_sources, code.notes)
     for cell, statements in zip(code.cells, parsed, strict=True):
         if not statements and cell.source.strip() in template.cell_sources:
+            code.unchanged_cells.add(cell.index)
             code.template_lines.update(range(cell.first_line, cell.first_line + cell.source.count("\n") + 1))
     _Extractor(template, code, parsed).run()
     return code

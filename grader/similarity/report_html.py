@@ -92,13 +92,17 @@ def _function_summary(pair: PairMatch) -> str:
 
 def _column(result: SimilarityResult, submission_id: str, matched: set[int]) -> Column:
     code = result.code(submission_id)
-    starts = {cell.first_line: cell.index for cell in code.cells}
+    text = code.lines
     lines: list[Line] = []
-    for number, text in enumerate(code.lines, start=1):
-        if number in starts:
-            lines.append(Line("", f"cell {starts[number]}", "cell"))
-        css = "match" if number in matched else "given" if number in code.template_lines else ""
-        lines.append(Line(str(number), _CONTROL.sub("\ufffd", text), css))
+    for cell in code.cells:
+        count = cell.source.count("\n") + 1
+        if cell.index in code.unchanged_cells:  # the template's cell as released: one line says so
+            lines.append(Line("", f"cell {cell.index}: the template's, unchanged ({count} lines)", "cell given"))
+            continue
+        lines.append(Line("", f"cell {cell.index}", "cell"))
+        for number in range(cell.first_line, cell.first_line + count):
+            css = "match" if number in matched else "given" if number in code.template_lines else ""
+            lines.append(Line(str(number), _CONTROL.sub("\ufffd", text[number - 1]), css))
     title = f"{code.id} ({code.label})" if code.label else code.id
     return Column(title, lines)
 
