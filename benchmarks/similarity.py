@@ -28,7 +28,7 @@ import nbformat  # noqa: E402
 from grader.grading.report import Resources, SubmissionInfo, SubmissionReport  # noqa: E402
 from grader.grading.report import write_report as write_json_report  # noqa: E402
 from grader.similarity import compare_batch, write_report  # noqa: E402
-from grader.similarity.calibrate import protected_names, fill_template  # noqa: E402
+from grader.similarity.calibrate import fill_template, protected_names  # noqa: E402
 from grader.similarity.extract import read_template  # noqa: E402
 from grader.similarity.obfuscate import apply_edits, disguise  # noqa: E402
 from grader.similarity.sources import code_cells  # noqa: E402
