@@ -344,3 +344,20 @@ def test_control_characters_in_code_are_not_sent_raw(tmp_path: Path) -> None:
     result = compare_entries(_students(2, body), read_template(TEMPLATE, []))
     page = render(result)
     assert "\x1b" not in page and "\ufffd[31m" in page
+
+
+def test_an_earlier_year_as_a_zip_archive(graded_batch: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    cells = code_cells(REPO_ROOT / "assignments" / "backprop" / "backprop.ipynb")
+    source = (FIXTURES / "backprop" / "einsum_tanh.py").read_text()
+    archive = tmp_path / "2024.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(
+            "Old Student_777_assignsubmission_file_backprop.py",
+            "\n\n# %%\n".join(s for _, s in fill_template(cells, source)),
+        )
+    template = (REPO_ROOT / "assignments" / "backprop" / "backprop.ipynb").read_text()
+    result = compare_batch(graded_batch, template, [], against=[archive])
+    assert frozenset(("einsum_tanh", "2024/777")) in {frozenset((p.a, p.b)) for p in result.flagged}
+    assert result.code("2024/777").label == "Old Student"

@@ -9,7 +9,7 @@ from pathlib import Path
 from grader.similarity.compare import Settings, compare_codes
 from grader.similarity.extract import StudentCode, Template, extract, lay_out, read_template
 from grader.similarity.result import SimilarityResult
-from grader.similarity.sources import archive_files, batch_files, loaded, scratch_dir
+from grader.similarity.sources import archive_files, archive_label, batch_files, loaded, scratch_dir
 
 Cells = list[tuple[int, str]]
 
@@ -89,5 +89,5 @@ def compare_batch(
         for number, archive in enumerate(against):
             files, archive_problems = archive_files(archive, Path(scratch) / str(number))
             problems += archive_problems
-            entries += [Entry(i.id, cells, i.label, archive.name) for i, cells in loaded(files, problems)]
+            entries += [Entry(i.id, cells, i.label, archive_label(archive)) for i, cells in loaded(files, problems)]
     return compare_entries(entries, template, settings, problems)

@@ -74,7 +74,12 @@ def archive_files(archive: Path, scratch: Path) -> tuple[list[Found], list[str]]
         intake = collect([archive], "", scratch)
         found = [Found(c.student_id, c.display_name, c.path) for c in intake.candidates]
         problems = list(intake.problems)
-    return [Found(f"{archive.name}/{f.id}", f.label, f.path) for f in found], problems
+    return [Found(f"{archive_label(archive)}/{f.id}", f.label, f.path) for f in found], problems
+
+
+def archive_label(archive: Path) -> str:
+    """How the report names an earlier year: its folder's name, or its .zip's without the suffix."""
+    return archive.stem if archive.suffix == ".zip" else archive.name
 
 
 def code_cells(path: Path) -> list[tuple[int, str]]:
