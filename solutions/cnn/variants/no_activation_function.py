@@ -1,0 +1,40 @@
+"""A cnn submission that forgot the activation functions: max-pooling, but no ReLU anywhere.
+
+The reference architecture with both nn.ReLU layers left out. Max-pooling is piecewise linear,
+so the network is not quite affine and still classifies digits well; but the notebook asks for
+a non-linearity after every convolution, and without one the two convolutions are nearly one.
+Expected: below full marks, because no activation function is applied.
+"""
+
+import torch
+from torch import nn
+
+
+def build_model() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, kernel_size=3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, kernel_size=3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 2 * 2, 10),
+    )
+
+
+def train(model, X, y, epochs=15, lr=3e-3, batch_size=32):
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(X))
+        total = 0.0
+        for start in range(0, len(X), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(X[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(X))
+    return losses
