@@ -169,3 +169,23 @@ def test_train_step(submission):
         assert report.score == 1, report.tests[0].message
     assert provider.zygote is not None and provider.zygote.children == 2
     assert provider.notes == []
+
+
+def test_a_prewarmed_zygote_is_the_one_that_serves(make_course, tmp_path, sandbox_mode, provider):
+    # Issue 20: the zygote starts in the background while the grading process collects its tests;
+    # the first submission then forks from it instead of starting another.
+    course = make_course(HIDDEN)
+    from grader.grading.pipeline import _plan
+
+    settings = GradeSettings(sandbox="bwrap")
+    box_settings = _plan(load_assignment(course / "assignments" / "toy"), settings).box
+    provider.prewarm(box_settings, ["numpy"])
+    provider.prewarm(box_settings, ["numpy"])  # a second call while warming starts nothing more
+    report = run(course, tmp_path, "checker", CHECKER, provider)
+    assert [t.status for t in report.tests] == ["passed", "passed"], report.tests[0].message
+    warmed = provider.zygote
+    assert warmed is not None and warmed.children == 1
+    provider.prewarm(box_settings, ["numpy"])  # alive and suitable: nothing to do
+    assert provider._warming is None
+    run(course, tmp_path, "checker2", CHECKER, provider)
+    assert provider.zygote is warmed and warmed.children == 2

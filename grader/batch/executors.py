@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import traceback
 from collections.abc import Iterator
@@ -55,6 +56,16 @@ def grader_error_report(job: Job, assignment: Assignment, message: str) -> Submi
     )
 
 
+def start_pool_process(assignment: Assignment, settings: GradeSettings) -> None:
+    """A pool process's initializer: die with the grader, then get warm before the first job."""
+    die_with_parent()
+    from grader.grading.pipeline import warm_up
+    from grader.grading.suite import shared_suites
+
+    with contextlib.suppress(Exception):  # only speed is lost; the first job reports what is wrong
+        warm_up(assignment, settings, shared_suites())
+
+
 def die_with_parent() -> None:
     """Ask Linux to SIGKILL this pool process when the grader that started it dies."""
     import ctypes
@@ -96,7 +107,10 @@ class LocalExecutor:
         pending = list(reversed(jobs))
         context = multiprocessing.get_context("spawn")
         while pending:
-            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=die_with_parent)
+            pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context,
+                initializer=start_pool_process, initargs=(assignment, settings),
+            )  # fmt: skip
             running: dict[Future[str], Job] = {}
             try:
                 while pending or running:

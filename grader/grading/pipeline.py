@@ -159,8 +159,10 @@ def _run_tests(
     """Step 3: run the collected tests against the submission in its sandbox."""
     tests_dir = assignment.hidden_tests_dir if settings.tests == "hidden" else assignment.visible_tests_dir
     probes = assignment.probes_path.read_text() if assignment.probes_path.exists() else None
-    suite, problems = _suite(tests_dir, suites)  # before the session: collecting is not the student's time
     provider = shared_provider() if settings.warm_workers and settings.sandbox == "bwrap" else None
+    if provider is not None and loaded.blocked is None:
+        provider.prewarm(plan.box, assignment.spec.preload)  # its imports overlap the collection below
+    suite, problems = _suite(tests_dir, suites)  # before the session: collecting is not the student's time
     skipped = bool(plan.skip_reason) and loaded.blocked == plan.skip_reason
     session = WorkerSession(
         loaded.submission, plan.box, assignment.spec.preload, plan.seed, probes, loaded.blocked, provider,
@@ -236,6 +238,18 @@ def _build_report(
         seed=plan.seed,
         sandbox=settings.sandbox,
     )
+
+
+def warm_up(assignment: Assignment, settings: GradeSettings, suites: SuiteCache) -> None:
+    """Before a grading process's first submission: collect the tests, start the warm worker.
+
+    Pool processes call it when they start (issue 20), so the first submission costs what the
+    tenth does. The zygote is only started where its settings will match (no GPU lease).
+    """
+    tests_dir = assignment.hidden_tests_dir if settings.tests == "hidden" else assignment.visible_tests_dir
+    if settings.warm_workers and settings.sandbox == "bwrap" and assignment.spec.gpu == "none":
+        shared_provider().prewarm(_plan(assignment, settings).box, assignment.spec.preload)
+    _suite(tests_dir, suites)
 
 
 def grade(

@@ -11,6 +11,7 @@ throws the whole box away: the next submission gets a new zygote.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import Any
 
@@ -28,9 +29,18 @@ class ZygoteUnavailable(Exception):
 class Zygote:
     """The grader's handle on a warm worker box."""
 
-    def __init__(self, settings: BoxSettings, preload: list[str]) -> None:
+    def __init__(self, settings: BoxSettings, preload: list[str], wait: bool = True) -> None:
         self.settings, self.preload = settings, tuple(preload)
+        self.children = 0
+        # Started from the calling thread: bwrap --die-with-parent ties the box to the thread that
+        # started it (PR_SET_PDEATHSIG), so a helper thread may only wait for it (prewarm).
         self.box = Box(settings, zygote=True)
+        if wait:
+            self.finish_start()
+
+    def finish_start(self) -> None:
+        """Wait for the box, preload the modules, set the memory limit on top of the baseline."""
+        settings, preload = self.settings, list(self.preload)
         self.box.wait_ready(timeout_s=PRELOAD_TIMEOUT_S)
         try:
             info = self.box.request("preload", list(preload), PRELOAD_TIMEOUT_S, "time limit for preloading")
@@ -44,7 +54,6 @@ class Zygote:
             baseline_mb = self.box.cgroup.usage().current_memory_mb
             # The limit is the student's own allowance on top of what the zygote already holds.
             self.box.cgroup.set_memory_limit(int(settings.limits.memory_mb + baseline_mb))
-        self.children = 0
 
     @property
     def alive(self) -> bool:
@@ -144,10 +153,51 @@ class BoxProvider:
         self.use_zygotes = use_zygotes
         self.zygote: Zygote | None = None
         self.notes: list[str] = []
+        self._warming: threading.Thread | None = None
+        self._warmed: Zygote | BaseException | None = None
+
+    def prewarm(self, settings: BoxSettings, preload: list[str]) -> None:
+        """Start the zygote in the background, so that its imports (torch: seconds) overlap the
+        grading process's own collection of the hidden tests (issue 20); ``worker`` waits for it.
+        """
+        current = self.zygote
+        if not self.use_zygotes or self._warming is not None:
+            return
+        if current is not None and current.alive and current.settings == settings and current.preload == tuple(preload):
+            return
+
+        try:
+            starting = Zygote(settings, preload, wait=False)  # in this thread: see Zygote.__init__
+        except Exception:  # noqa: BLE001 - worker() starts one itself and reports what fails
+            return
+
+        def finish() -> None:
+            try:
+                starting.finish_start()
+                self._warmed = starting
+            except BaseException as exc:  # noqa: BLE001 - handed to worker(), which decides
+                starting.box.close()
+                self._warmed = exc
+
+        self._warming = threading.Thread(target=finish, name="zygote-warm-up", daemon=True)
+        self._warming.start()
+
+    def _take_warmed(self, settings: BoxSettings, preload: list[str]) -> None:
+        """Adopt the zygote started by prewarm, if it suits; a failure there is retried in worker()."""
+        if self._warming is None:
+            return
+        self._warming.join()
+        warmed, self._warming, self._warmed = self._warmed, None, None
+        if isinstance(warmed, Zygote):
+            if warmed.settings == settings and warmed.preload == tuple(preload) and self.zygote is None:
+                self.zygote = warmed
+            else:
+                warmed.close()
 
     def worker(self, settings: BoxSettings, preload: list[str]) -> Box | ZygoteChild:
         if not self.use_zygotes:
             return Box(settings)
+        self._take_warmed(settings, preload)
         zygote = self.zygote
         if zygote is not None and (not zygote.alive or zygote.settings != settings or zygote.preload != tuple(preload)):
             zygote.close()
@@ -168,6 +218,11 @@ class BoxProvider:
             return Box(settings)
 
     def close(self) -> None:
+        if self._warming is not None:
+            self._warming.join()
+            if isinstance(self._warmed, Zygote):
+                self._warmed.close()
+            self._warming = self._warmed = None
         if self.zygote is not None:
             self.zygote.close()
             self.zygote = None
