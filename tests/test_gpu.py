@@ -494,3 +494,28 @@ def test_a_matmul_runs_on_the_leased_device() -> None:
     assert result["name"] == devices[0].name
     assert result["steps"] > 0 and result["finite"]
     assert result["fraction"] == pytest.approx(lease.memory_cap_mb * 2**20 / (devices[0].memory_mb * 2**20), rel=0.05)
+
+
+def test_gpu_memory_is_sampled_while_a_call_runs_and_the_peak_kept():
+    # Issue 20: resources.gpu_peak_mb was in the report contract but never filled. The timer
+    # polls the box's GPU memory (NVML by cgroup pids on a real card; injected here) during calls.
+    import time as real_time
+
+    readings = iter([100, 900, 400, None, 300])
+    timer = GpuTimer(sample_every_s=0.01)
+    with timer.running(lambda: next(readings, 250)):
+        real_time.sleep(0.1)
+    assert timer.peak_mb == 900
+    with timer.running(lambda: 1200):
+        pass  # even an instant call is sampled once
+    assert timer.peak_mb == 1200
+
+
+def test_a_failing_memory_query_costs_a_sample_not_the_call():
+    def broken() -> int:
+        raise RuntimeError("NVML went away")
+
+    timer = GpuTimer(sample_every_s=0.01)
+    with timer.running(broken):
+        pass
+    assert timer.peak_mb is None and timer.used_s >= 0

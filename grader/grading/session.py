@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from grader.grading.report import CellOutcome
 from grader.grading.submission import Submission
 from grader.sandbox.box import Box, BoxSettings
 from grader.sandbox.faults import CallTimeout, NotGraded, NotRun, SubmissionFault
-from grader.sandbox.gpu import GpuTimer
+from grader.sandbox.gpu import GpuTimer, gpu_memory_used_mb
 from grader.sandbox.zygote import BoxProvider, ZygoteChild
 
 # Starting a sandbox and its interpreter; a loaded machine can take seconds.
@@ -145,7 +146,7 @@ class WorkerSession:
             if self.gpu_timer is None:
                 answer = box.request(op, value, per_call, limit_name, **fields)
             else:
-                with self.gpu_timer.running():
+                with self.gpu_timer.running(self._gpu_memory_watch(box)):
                     answer = box.request(op, value, per_call, limit_name, **fields)
         except SubmissionFault as fault:
             if box.dead:
@@ -170,7 +171,17 @@ class WorkerSession:
             self.box = None
         if self.gpu_timer is not None:
             self.totals.gpu_s = self.gpu_timer.used_s
+            self.totals.gpu_peak_mb = self.gpu_timer.peak_mb
         return self.totals
+
+    def _gpu_memory_watch(self, box: Box | ZygoteChild) -> Callable[[], int | None] | None:
+        """How much GPU memory the box's processes hold (NVML, by the host pids of its cgroup)."""
+        device = self.box_settings.gpu_device
+        inner = box.box if isinstance(box, ZygoteChild) else box
+        if device is None or inner.cgroup is None:
+            return None
+        cgroup = inner.cgroup
+        return lambda: gpu_memory_used_mb(device, set(cgroup.pids()))
 
 
 def _cell_outcomes(result: Any) -> list[CellOutcome]:

@@ -349,12 +349,14 @@ def gpu_memory_used_mb(device: GpuDevice, pids: Collection[int]) -> int | None:
 class GpuTimer:
     """GPU seconds: wall time while a lease is held and student code runs, summed over calls."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sample_every_s: float = 0.25) -> None:
         self._clock = clock
         self._total_s = 0.0
         self._since: float | None = None
         self._last_sample_us = 0
         self.utilisation_samples: list[int] = []
+        self.sample_every_s = sample_every_s
+        self.peak_mb: int | None = None  # GPU memory the box held at most, sampled during calls
 
     def start(self) -> None:
         if self._since is None:
@@ -378,12 +380,34 @@ class GpuTimer:
         return self.used_s > budget_s
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
+    def running(self, memory_mb: Callable[[], int | None] | None = None) -> Iterator[None]:
+        """Count the call's wall time; with ``memory_mb``, sample the box's GPU memory meanwhile.
+
+        The peak is what NVML saw the box's processes hold (``gpu_memory_used_mb``), polled every
+        ``sample_every_s`` and once at the end; allocations shorter than that can be missed.
+        """
         self.start()
+        done = threading.Event()
+        sampler = None
+        if memory_mb is not None:
+            sampler = threading.Thread(target=self._sample_memory, args=(memory_mb, done), daemon=True)
+            sampler.start()
         try:
             yield
         finally:
             self.stop()
+            done.set()
+            if sampler is not None:
+                sampler.join()
+
+    def _sample_memory(self, memory_mb: Callable[[], int | None], done: threading.Event) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a failed NVML query costs a sample, never the call
+                used = memory_mb()
+                if used is not None:
+                    self.peak_mb = used if self.peak_mb is None else max(self.peak_mb, used)
+            if done.wait(self.sample_every_s):
+                return
 
     def sample(self, device: GpuDevice, pids: Collection[int]) -> int | None:
         """Record the SM utilisation (%) of ``pids`` since the last sample; None where NVML cannot say."""
