@@ -35,6 +35,51 @@ def main() -> None:
     """Sandboxed autograder for deep-learning course notebooks."""
 
 
+def _lms_options(command: Any) -> Any:
+    """Options shared by `grade` and `export`: roster, late work, LMS files (issue 15; README: LMS)."""
+    options = [
+        click.option("--roster", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     help="Moodle grading worksheet or participants CSV, Canvas gradebook CSV, or id,name CSV."),
+        click.option("--extensions", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     help="CSV student_id,due (a date-time, or +2d / +36h after the due date)."),
+        click.option("--submission-times", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     help="CSV student_id,submitted_at (else the LMS export's times, else file times)."),
+        click.option("--csv-bom/--no-csv-bom", default=None, help="Start CSV exports with a UTF-8 BOM (Excel)."),
+        click.option("--canvas-column", help='Canvas assignment column, e.g. "Backprop (12345)" from its export.'),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _save_export_settings(out_dir: Path, options: dict[str, Any], loaded: Any = None) -> None:
+    """Remember what `grade`/`export` were told about the roster and late work, for every later export."""
+    import hashlib
+    from zoneinfo import ZoneInfo
+
+    from grader.batch.exports import load_settings, save_settings
+    from grader.batch.late import read_extensions, read_submission_times
+    from grader.batch.roster import read_roster
+
+    changes: dict[str, Any] = {"csv_bom": options.get("csv_bom"), "canvas_column": options.get("canvas_column")}
+    late = loaded.spec.late if loaded is not None else load_settings(out_dir).late
+    if loaded is not None:
+        template = loaded.assignment_dir / loaded.spec.notebook
+        changes["late"] = late
+        changes["title"] = loaded.spec.title
+        changes["template_sha256"] = hashlib.sha256(template.read_bytes()).hexdigest() if template.exists() else None
+    if options.get("roster"):
+        changes["roster"] = read_roster(options["roster"])
+    if options.get("extensions") or options.get("submission_times"):
+        if late is None:
+            raise UsageError("--extensions and --submission-times need a [late] table (due = ...) in assignment.toml")
+        if options.get("extensions"):
+            changes["extensions"] = read_extensions(options["extensions"], late)
+        if options.get("submission_times"):
+            changes["submission_times"] = read_submission_times(options["submission_times"], ZoneInfo(late.timezone))
+    save_settings(out_dir, clear=("late",) if loaded is not None and late is None else (), **changes)
+
+
 @main.command()
 @click.argument("assignment")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -91,6 +136,7 @@ def main() -> None:
     show_default=True,
     help="Before the first student: collect the hidden tests and grade the reference solution once.",
 )
+@_lms_options
 def grade(
     assignment: str,
     inputs: tuple[Path, ...],
@@ -106,6 +152,7 @@ def grade(
     jobs_per_gpu: int,
     do_export: bool,
     preflight: bool,
+    **lms_options: Any,
 ) -> None:
     """Grade INPUTS (notebooks, .py files, folders, LMS .zip exports) against ASSIGNMENT."""
     from grader.batch.intake import collect
@@ -118,6 +165,7 @@ def grade(
         loaded = load_assignment(assignment, course_dir)
         _require_sandbox(console, sandbox)
         intake = collect(list(inputs), loaded.spec.notebook, out_dir / "extracted")
+        _save_export_settings(out_dir, lms_options, loaded)
         leases = _gpu_leases(loaded.spec.gpu, gpus, jobs_per_gpu)
         settings = GradeSettings(sandbox=sandbox)
         if preflight:
@@ -183,7 +231,7 @@ def _run_batch(
     from grader.batch.exports import write_exports
     from grader.batch.runner import run_batch
 
-    progress = BatchProgress(console)
+    progress = BatchProgress(console, {c.student_id: c.display_name for c in intake.candidates if c.display_name})
     try:
         with progress:
             summary = run_batch(
@@ -253,19 +301,149 @@ def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) 
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["csv", "html", "junit", "gradescope"]),
-    help="Export format (repeatable; default: all).",
+    type=click.Choice(["csv", "html", "junit", "gradescope", "moodle", "canvas", "json"]),
+    help="Export format (repeatable; default: every one that applies).",
 )
-def export(out_dir: Path, formats: tuple[str, ...]) -> None:
+@_lms_options
+def export(out_dir: Path, formats: tuple[str, ...], **lms_options: Any) -> None:
     """Write exports of the gradebook in OUT_DIR to OUT_DIR/export."""
-    from grader.batch.exports import FORMATS, write_exports
+    from grader.batch.exports import write_exports
 
     try:
-        written = write_exports(out_dir, formats or FORMATS)
+        _save_export_settings(out_dir, lms_options)
+        written = write_exports(out_dir, formats or None)
     except GraderError as exc:
         raise CliError(exc) from None
     for path in written:
         _console().print(f"wrote {path}")
+
+
+class _AdjustGroup(click.Group):
+    """`grader adjust OUT STUDENT ...` adds an adjustment; `list`, `undo` and `confirm` are its other commands."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_AdjustGroup)
+def adjust() -> None:
+    """Change a student's score by hand; kept across regrades (README: Adjustments).
+
+    \b
+    grader adjust OUT STUDENT [--test NAME] --points P --reason '...'
+    grader adjust OUT STUDENT --set-score S --reason '...'
+    grader adjust list OUT [STUDENT]
+    grader adjust undo OUT N          grader adjust confirm OUT N
+    """
+
+
+_OUT_ARG = click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+
+
+@adjust.command(name="add")
+@_OUT_ARG
+@click.argument("student")
+@click.option("--test", help="The test to change (default: the whole submission).")
+@click.option("--points", type=float, help="Points to add (negative: take off).")
+@click.option("--set-score", type=float, help="Set the score to this (e.g. 0 for an academic-integrity case).")
+@click.option("--reason", required=True, help="Why: kept in the log, shown to the student with --show-reason.")
+@click.option("--show-reason/--hide-reason", default=False, show_default=True, help="Show the reason to the student.")
+@click.option("--by", "author", help="Who makes it (default: $GRADER_TA, else the login name).")
+def adjust_add(
+    out_dir: Path, student: str, test: str | None, points: float | None, set_score: float | None, reason: str,
+    show_reason: bool, author: str | None,
+) -> None:  # fmt: skip
+    """Add an adjustment for STUDENT in OUT_DIR's gradebook, then rewrite the exports."""
+    from grader.batch import adjustments
+
+    try:
+        entry = adjustments.add(out_dir, student, test=test, points=points, set_score=set_score, reason=reason,
+                                show_reason=show_reason, author=author)  # fmt: skip
+    except GraderError as exc:
+        raise CliError(exc) from None
+    change = f"set to {entry.value:g}" if entry.kind == "set_score" else f"{entry.value:+g} points"
+    _console().print(f"adjustment {entry.seq}: {student} {entry.test or 'whole submission'} {change}", markup=False)
+    _reexport(out_dir)
+
+
+@adjust.command(name="list")
+@_OUT_ARG
+@click.argument("student", required=False)
+def adjust_list(out_dir: Path, student: str | None) -> None:
+    """Every adjustment in OUT_DIR (or STUDENT's), with what needs review after a regrade."""
+    import time
+
+    from grader.batch.adjustments import grade_lines, read_log
+    from grader.batch.gradebook import read_rows
+    from grader.grading.spec import FeedbackPolicy
+
+    try:
+        log = read_log(out_dir)
+        lines = grade_lines(read_rows(out_dir), log, FeedbackPolicy())
+    except GraderError as exc:
+        raise CliError(exc) from None
+    flags = {a.adjustment.seq: a.flag for line in lines for a in line.applied if a.flag}
+    undone = {a.target for a in log if a.kind == "undo"}
+    console = _console()
+    for entry in log:
+        if student is not None and entry.student_id != student:
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created_at))
+        what = {"points": f"{entry.value or 0:+g}", "set_score": f"set {entry.value or 0:g}"}.get(entry.kind)
+        what = what or entry.kind
+        state = "undone" if entry.seq in undone else ("REVIEW: " + flags[entry.seq]) if entry.seq in flags else ""
+        target = f" #{entry.target}" if entry.target else ""
+        console.print(
+            f"{entry.seq:>4}  {entry.student_id}  {entry.test or '(total)'}  {what}{target}  {entry.reason!r}  "
+            f"{entry.author} {when}  against {(entry.against_sha256 or '-')[:10]}  {state}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    if not log:
+        console.print("no adjustments yet")
+
+
+@adjust.command(name="undo")
+@_OUT_ARG
+@click.argument("seq", type=int)
+@click.option("--reason", default="", help="Why (kept in the log).")
+def adjust_undo(out_dir: Path, seq: int, reason: str) -> None:
+    """Cancel adjustment SEQ (the log keeps both), then rewrite the exports."""
+    from grader.batch import adjustments
+
+    try:
+        adjustments.undo(out_dir, seq, reason)
+    except GraderError as exc:
+        raise CliError(exc) from None
+    _console().print(f"adjustment {seq} undone")
+    _reexport(out_dir)
+
+
+@adjust.command(name="confirm")
+@_OUT_ARG
+@click.argument("seq", type=int)
+@click.option("--reason", default="", help="Why (kept in the log).")
+def adjust_confirm(out_dir: Path, seq: int, reason: str) -> None:
+    """Keep adjustment SEQ after a regrade changed the score under it (clears its review flag)."""
+    from grader.batch import adjustments
+
+    try:
+        adjustments.confirm(out_dir, seq, reason)
+    except GraderError as exc:
+        raise CliError(exc) from None
+    _console().print(f"adjustment {seq} confirmed against the current report")
+    _reexport(out_dir)
+
+
+def _reexport(out_dir: Path) -> None:
+    from grader.batch.exports import write_exports
+
+    try:
+        written = write_exports(out_dir)
+    except GraderError as exc:
+        raise CliError(exc) from None
+    _console().print(f"exports rewritten: {', '.join(str(p.relative_to(out_dir)) for p in written)}", soft_wrap=True)
 
 
 @main.command(name="release")

@@ -100,8 +100,9 @@ def print_student_view(console: Console, view: StudentReport) -> None:
 class BatchProgress:
     """A progress bar with counts and ETA on a terminal; one plain line per submission otherwise."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, names: dict[str, str] | None = None) -> None:
         self.console = console
+        self.names = names or {}  # student id -> display name: progress lines show both (issue 15)
         self.bar: Progress | None = None
         self.task: TaskID | None = None
 
@@ -123,16 +124,22 @@ class BatchProgress:
             self.task = self.bar.add_task("grading", total=total)
             self.bar.start()
         else:
-            self.console.print(f"grading {total} submissions")
+            self.console.print(f"grading {_count(total, 'submission')}", soft_wrap=True)
 
     def advance(self, report: SubmissionReport, done: int, total: int) -> None:
-        line = Text(f"[{done}/{total}] {_line(report.submission.id)}: {report.status} {_score(report)}")
+        student = _line(report.submission.id)
+        name = _line(self.names.get(report.submission.id, ""))
+        line = Text(f"[{done}/{total}] {student}{f' {name}' if name else ''}: {report.status} {_score(report)}")
         line.append(f" ({report.resources.wall_s:.1f} s)")
         if self.bar is not None and self.task is not None:
-            self.bar.console.print(line)
+            self.bar.console.print(line, soft_wrap=True)
             self.bar.advance(self.task)
         else:
-            self.console.print(line)
+            self.console.print(line, soft_wrap=True)  # piped: one line per submission, never wrapped
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def print_batch_summary(console: Console, summary: BatchSummary, out_dir: Path) -> None:
@@ -140,13 +147,32 @@ def print_batch_summary(console: Console, summary: BatchSummary, out_dir: Path) 
     graded = [r for r in summary.reports if r.status == "graded"]
     mean = sum(r.score or 0 for r in graded) / len(graded) if graded else 0.0
     console.print(
-        f"\n[bold]{summary.total} submissions[/bold]: {summary.graded} graded now"
+        f"\n[bold]{_count(summary.total, 'submission')}[/bold]: {summary.graded} graded now"
         + (f" (mean {mean:.1f})" if graded else "")
         + f", {summary.up_to_date} already up to date, {summary.invalid} invalid, "
-        f"{len(summary.grader_errors)} grader errors, {summary.with_timeouts} with timeouts"
+        f"{_count(len(summary.grader_errors), 'grader error')}, {summary.with_timeouts} with timeouts",
+        soft_wrap=True,  # piped output is read by tools and by grep: no line is ever wrapped (issue 15)
     )
     for error in summary.grader_errors:
-        console.print(Text.assemble("  ", ("grader error", "red"), " ", _line(error)))
+        console.print(Text.assemble("  ", ("grader error", "red"), " ", _line(error)), soft_wrap=True)
     for problem in summary.problems:
-        console.print(Text.assemble("  ", ("needs attention", "yellow"), " ", _line(problem)))
-    console.print(Text(f"reports and gradebook in {_line(str(out_dir))}/"))
+        console.print(Text.assemble("  ", ("needs attention", "yellow"), " ", _line(problem)), soft_wrap=True)
+    for student in summary.stale:
+        name = summary.names.get(student, "")
+        console.print(
+            Text.assemble("  ", ("stale grade", "yellow"), f" {_line(student)}{f' {_line(name)}' if name else ''}: "
+                          "the gradebook's grade is from an earlier run; marked in every export until resolved"),
+            soft_wrap=True,
+        )  # fmt: skip
+    if summary.ignored:
+        n = len(summary.ignored)
+        shown = ", ".join(_line(name) for name in summary.ignored[:10])
+        more = f" and {len(summary.ignored) - 10} more" if len(summary.ignored) > 10 else ""
+        console.print(
+            Text(
+                f"  ignored {_count(n, 'file')} that {'is not a submission' if n == 1 else 'are not submissions'}: "
+                f"{shown}{more}"
+            ),
+            soft_wrap=True,
+        )
+    console.print(Text(f"reports and gradebook in {_line(str(out_dir))}/"), soft_wrap=True)

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS reports (
     graded_at    REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attention (
+    student_id TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    noted_at   REAL NOT NULL
+);
 """
 
 
@@ -64,6 +69,8 @@ class Row:
     sha256: str | None
     fingerprint: str
     report: SubmissionReport
+    attention: str = ""  # why the last batch could not grade this student again (issue 15): the grade is stale
+    graded_at: float = 0.0
 
 
 class Gradebook:
@@ -127,6 +134,17 @@ class Gradebook:
     def rows(self) -> Iterator[Row]:
         return _rows(self.db)
 
+    def set_attention(self, reasons: dict[str, str]) -> None:
+        """Replace the students the last intake could not grade (duplicates, ambiguous folders) with ``reasons``."""
+        now = time.time()
+        with self.db:  # one transaction: never half of the old list and half of the new
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM attention")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO attention VALUES (?, ?, ?)",
+                [(valid_text(sid), valid_text(why), now) for sid, why in reasons.items()],
+            )
+
     def close(self) -> None:
         self.db.close()
         self._lock.close()
@@ -146,7 +164,29 @@ def read_rows(folder: Path) -> list[Row]:
         db.close()
 
 
+def read_attention(folder: Path) -> dict[str, str]:
+    """Student id -> why the last batch could not grade them (every id, graded earlier or never)."""
+    path = folder / GRADEBOOK_FILE
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT student_id, reason FROM attention ORDER BY student_id").fetchall())
+    except sqlite3.OperationalError:  # a gradebook from before the attention table
+        return {}
+    finally:
+        db.close()
+
+
 def _rows(db: sqlite3.Connection) -> Iterator[Row]:
-    query = "SELECT student_id, display_name, sha256, fingerprint, report_json FROM reports ORDER BY student_id"
-    for student_id, display, sha256, fingerprint, report_json in db.execute(query):
-        yield Row(student_id, display, sha256, fingerprint, SubmissionReport.model_validate(json.loads(report_json)))
+    columns = "r.student_id, display_name, sha256, fingerprint, report_json"
+    try:
+        found = db.execute(
+            f"SELECT {columns}, COALESCE(a.reason, ''), graded_at FROM reports r "
+            "LEFT JOIN attention a ON a.student_id = r.student_id ORDER BY r.student_id"
+        ).fetchall()
+    except sqlite3.OperationalError:  # a gradebook from before the attention table
+        found = db.execute(f"SELECT {columns}, '', graded_at FROM reports r ORDER BY r.student_id").fetchall()
+    for student_id, display, sha256, fingerprint, report_json, attention, graded_at in found:
+        report = SubmissionReport.model_validate(json.loads(report_json))
+        yield Row(student_id, display, sha256, fingerprint, report, attention, graded_at)

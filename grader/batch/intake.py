@@ -16,9 +16,11 @@ the batch goes on.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
+import time
 import unicodedata
 import zipfile
 from collections.abc import Iterable
@@ -63,6 +65,10 @@ class Intake:
 
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Student id -> one line on why it was not graded this time (a grade from an earlier run is stale, issue 15).
+    attention: dict[str, str] = field(default_factory=dict)
+    # Files in the inputs' folders that are not submissions (a Moodle onlinetext page), listed once (issue 15).
+    ignored: list[str] = field(default_factory=list)
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -121,6 +127,12 @@ def _from_folder(folder: Path, notebook_name: str, intake: Intake) -> None:
             intake.problems.append(f"{_shown(entry)}: cannot be read ({_reason(exc)}); nothing graded from it")
 
 
+def _not_a_file_submission(name: str) -> bool:
+    """A Moodle entry of another submission plugin (``..._assignsubmission_onlinetext_``): not a notebook."""
+    match = MOODLE_NAME.match(name)
+    return match is not None and "_assignsubmission_file_" not in name
+
+
 def _from_entry(entry: Path, notebook_name: str, intake: Intake) -> None:
     if _is_submission(entry):
         intake.candidates.append(_candidate(entry.name, entry))
@@ -130,16 +142,21 @@ def _from_entry(entry: Path, notebook_name: str, intake: Intake) -> None:
         preferred = [p for p in files if p.name == notebook_name] or [p for p in files if p.suffix == ".ipynb"]
         if len(preferred) == 1 or len(files) == 1:
             intake.candidates.append(replace(found, path=(preferred or files)[0]))
+        elif not files and _not_a_file_submission(entry.name):
+            intake.ignored.append(_shown(entry) + "/")
         elif not files:
-            intake.problems.append(
-                f"{_shown(entry)}: no notebook or .py file inside; nothing graded for {found.student_id}"
-            )
+            why = f"{_shown(entry)}: no notebook or .py file inside; nothing graded for {found.student_id}"
+            intake.problems.append(why)
+            intake.attention[found.student_id] = "no notebook or .py file in the student's folder"
         else:
             names = ", ".join(_shown(p.relative_to(entry)) for p in files[:5])
             intake.problems.append(
                 f"{_shown(entry)}: {len(files)} candidate files ({names}); not guessing which one to grade "
                 f"for {found.student_id}: keep one, or name it {notebook_name}"
             )
+            intake.attention[found.student_id] = f"{len(files)} candidate files in the student's folder"
+    elif entry.is_file():
+        intake.ignored.append(_shown(entry))
 
 
 # ------------------------------------------------------------------------------------ archives
@@ -289,6 +306,7 @@ def _extract_members(
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             total += _copy_member(zf, member, target, label, MAX_TOTAL_BYTES - total)
+            _keep_member_time(target, member)
         except ArchiveError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever reading or writing these bytes raises is about them
@@ -298,6 +316,15 @@ def _extract_members(
                 f"nothing graded from {_quoted(entry)}"
             )
             _remove(folder / entry)
+
+
+def _keep_member_time(target: Path, member: zipfile.ZipInfo) -> None:
+    """The member's time (the LMS's time of the file, local time) as the file's, for late work (issue 15)."""
+    try:
+        when = time.mktime((*member.date_time, 0, 0, -1))
+        os.utime(target, (when, when))
+    except (OverflowError, ValueError, OSError):
+        pass  # a nonsense date in the header: the extraction time stays, and the late check warns about file times
 
 
 def _copy_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, label: str, budget: int) -> int:
@@ -341,7 +368,7 @@ def collect(inputs: list[Path], notebook_name: str, extract_dir: Path) -> Intake
             intake.problems.append(f"{exc}; nothing from this archive was graded")
         except OSError as exc:
             intake.problems.append(f"{_shown(item)}: cannot be read ({_reason(exc)}); nothing graded from it")
-    intake.candidates = _one_per_student(intake.candidates, intake.problems)
+    intake.candidates = _one_per_student(intake.candidates, intake.problems, intake.attention)
     return intake
 
 
@@ -361,7 +388,7 @@ def _collect_input(item: Path, notebook_name: str, extract_dir: Path, destinatio
         intake.problems.append(f"{_shown(item)}: not a notebook, .py file, folder or .zip archive; skipped")
 
 
-def _one_per_student(candidates: list[Candidate], problems: list[str]) -> list[Candidate]:
+def _one_per_student(candidates: list[Candidate], problems: list[str], attention: dict[str, str]) -> list[Candidate]:
     """Drop every student found more than once (same id, or names equal up to case), one line each."""
     twice: set[int] = set()
     for group in _groups(candidates):
@@ -371,6 +398,8 @@ def _one_per_student(candidates: list[Candidate], problems: list[str]) -> list[C
         same = [candidates[i] for i in group]
         paths = ", ".join(_shown(c.path) for c in same)
         spellings = sorted({c.name_as_found or c.student_id for c in same})
+        for candidate in same:
+            attention[candidate.student_id] = f"{len(same)} submissions found for one student ({paths}); none graded"
         if len(spellings) == 1:
             problems.append(f"student id {same[0].student_id!r} appears {len(same)} times ({paths}); none graded")
         else:

@@ -32,6 +32,9 @@ class BatchSummary:
     with_timeouts: int = 0
     problems: list[str] = field(default_factory=list)
     reports: list[SubmissionReport] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files in the inputs that are not submissions
+    stale: list[str] = field(default_factory=list)  # ids whose gradebook grade is from an earlier run (issue 15)
+    names: dict[str, str] = field(default_factory=dict)  # student id -> display name, where known
 
 
 def file_sha256(path: Path) -> str:
@@ -58,10 +61,14 @@ def run_batch(
     executor: Any = None,
 ) -> BatchSummary:
     """Grade every candidate not already graded against this exact assignment."""
-    summary = BatchSummary(total=len(intake.candidates), problems=list(intake.problems))
+    summary = BatchSummary(total=len(intake.candidates), problems=list(intake.problems), ignored=list(intake.ignored))
+    summary.names = {c.student_id: c.display_name for c in intake.candidates if c.display_name}
     gradebook = Gradebook.open(out_dir, assignment.name)
     sweep_stale_groups()  # what an earlier run killed with -9 left behind
     try:
+        # A student this intake could not grade keeps an earlier run's row: mark it stale, never a clean grade.
+        gradebook.set_attention(intake.attention)
+        summary.stale = sorted({row.student_id for row in gradebook.rows()} & set(intake.attention))
         fingerprint = assignment_fingerprint(assignment)
         todo: list[Candidate] = []
         for candidate in map(_with_safe_id, intake.candidates):

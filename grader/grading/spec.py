@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grader.errors import SpecError
 from grader.grading.reference_limits import RelativeLimits
@@ -85,6 +87,45 @@ class FeedbackPolicy(BaseModel):
     )
 
 
+class LatePolicy(BaseModel):
+    """[late]: the due date and what a late submission costs (issue 15); applied at export, never at grading."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    due: datetime = Field(
+        description="Due date and time: a TOML date-time with an offset (2026-11-20T23:59:00+01:00), or a local "
+        "one (2026-11-20T23:59:00) read in `timezone`."
+    )
+    timezone: str = Field(
+        "UTC",
+        description="IANA time zone (Europe/Berlin) for a local `due`, for extensions and for LMS submission "
+        "times, which carry no zone.",
+    )
+    grace_minutes: float = Field(0, ge=0, description="Minutes after the due time (or extension) still on time.")
+    penalty_percent_per_day: float = Field(
+        0, ge=0, le=100, description="Percent of `penalty_basis` taken per started day late (after the grace)."
+    )
+    max_penalty_percent: float = Field(100, ge=0, le=100, description="Cap on the total penalty, in percent.")
+    penalty_basis: Literal["max_score", "score"] = Field(
+        "max_score", description="What the percentages are of: the points available, or the points earned."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _due_has_zone(self) -> LatePolicy:
+        if self.due.tzinfo is None:
+            self.due = self.due.replace(tzinfo=ZoneInfo(self.timezone))
+        return self
+
+
 class AssignmentSpec(BaseModel):
     """One assignment as declared in assignments/<name>/assignment.toml."""
 
@@ -113,6 +154,7 @@ class AssignmentSpec(BaseModel):
     feedback: FeedbackPolicy = Field(
         default_factory=FeedbackPolicy, description="What students see of their code's own errors and output."
     )
+    late: LatePolicy | None = Field(None, description="[late]: due date and late penalty; none: nothing is late.")
 
 
 class Assignment(BaseModel):

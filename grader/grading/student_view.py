@@ -205,6 +205,15 @@ class StudentCell(_Model):
     message: str = Field(description="What the student may read of the error.")
 
 
+class StudentGradeChange(_Model):
+    """A change to the automatic score that the student is shown (issue 15)."""
+
+    kind: Literal["adjustment", "late_penalty"] = Field(description="A TA's adjustment, or the late penalty.")
+    test: str | None = Field(None, description="The test it changed; null: the whole submission.")
+    points: float = Field(description="Points it changed the score by (negative: taken off).")
+    reason: str = Field("", description="Why, when the TA chose to show it; the penalty's rule for a late penalty.")
+
+
 class StudentReport(_Model):
     """All a student may see of one grading run; every student-facing writer renders only this."""
 
@@ -224,6 +233,12 @@ class StudentReport(_Model):
     peak_rss_mb: float | None = Field(description="Peak memory of the sandbox in MiB.")
     sha256: str | None = Field(description="SHA-256 of the submitted file.")
     grader_version: str = Field(description="Version of the grader.")
+    automatic_score: float | None = Field(
+        None, description="The grader's score before a TA's adjustments and the late penalty; null: none of these."
+    )
+    grade_changes: list[StudentGradeChange] = Field(
+        default_factory=list, description="Adjustments and the late penalty, in the order they were applied."
+    )
 
 
 def _test_view(test: TestResult, own_text: bool) -> StudentTest:
@@ -279,4 +294,20 @@ def student_view(report: SubmissionReport, policy: FeedbackPolicy, tests: TestsR
         peak_rss_mb=report.resources.peak_rss_mb,
         sha256=report.submission.sha256,
         grader_version=report.grader_version,
+    )
+
+
+def with_grade_changes(
+    view: StudentReport, final_score: float | None, test_scores: dict[str, float], changes: list[StudentGradeChange]
+) -> StudentReport:
+    """``view`` with the TA's adjustments and the late penalty applied: score and test points are the final ones.
+
+    Reasons are TA text, still made safe like any other text a student reads.
+    """
+    if not changes:
+        return view
+    safe = [change.model_copy(update={"reason": student_text(change.reason, 500)}) for change in changes]
+    tests = [t.model_copy(update={"score": test_scores.get(t.name, t.score)}) for t in view.tests]
+    return view.model_copy(
+        update={"automatic_score": view.score, "score": final_score, "tests": tests, "grade_changes": safe}
     )

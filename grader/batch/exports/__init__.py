@@ -1,23 +1,70 @@
-"""Exports of a gradebook: CSV, HTML feedback and class summary, JUnit XML, Gradescope JSON.
+"""Exports of a gradebook: CSV, HTML feedback and class summary, JUnit XML, Gradescope JSON, LMS imports.
 
-Every export a student may read (CSV, JUnit, feedback pages, Gradescope) is made from
-``grader.grading.student_view``; only the class summary is the TA's.
+Every export a student may read (CSV, JUnit, feedback pages, Gradescope, the LMS files' feedback) is made
+from ``grader.grading.student_view``; only the class summary and grades.json are the TA's. Every export
+shows the final score: the automatic one with the TA's adjustments and the late penalty applied
+(``grader.batch.adjustments.grade_lines``), and marks the rows that need attention.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader.batch.adjustments import LateContext, final_report, grade_lines, read_log
 from grader.batch.exports.gradescope import write_gradescope
 from grader.batch.exports.html import write_feedback, write_summary
-from grader.batch.exports.tables import write_csv, write_junit
-from grader.batch.gradebook import read_rows
+from grader.batch.exports.tables import write_csv, write_grades_json, write_junit
+from grader.batch.gradebook import read_attention, read_rows
+from grader.batch.late import Extension, SubmissionTime
+from grader.batch.lms import write_canvas, write_moodle_worksheet
+from grader.batch.roster import Roster
 from grader.errors import UsageError
-from grader.grading.spec import FeedbackPolicy
+from grader.grading.spec import FeedbackPolicy, LatePolicy
 
 FORMATS = ("csv", "html", "junit", "gradescope")
+LMS_FORMATS = ("moodle", "canvas", "json")  # moodle, canvas: student-facing (feedback comments); json: the TA's
+ALL_FORMATS = FORMATS + LMS_FORMATS
 EXPORT_SUBDIR = "export"
 POLICY_FILE = "feedback-policy.json"  # the assignment's [feedback], kept for a later `grader export`
+SETTINGS_FILE = "export-settings.json"  # due date, roster, extensions, times: kept for a later `grader export`
+MOODLE_FILE = "moodle-grading-worksheet.csv"
+CANVAS_FILE = "canvas-gradebook.csv"
+
+
+class ExportSettings(BaseModel):
+    """What the exports need beyond the gradebook, remembered in OUT so `grader export` sees the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    late: LatePolicy | None = Field(None, description="The assignment's [late] table.")
+    extensions: dict[str, Extension] = Field(default_factory=dict, description="Student id -> their extension.")
+    submission_times: dict[str, SubmissionTime] = Field(default_factory=dict, description="From --submission-times.")
+    roster: Roster | None = Field(None, description="From --roster.")
+    template_sha256: str | None = Field(None, description="sha256 of the released template notebook.")
+    title: str = Field("", description="The assignment's title: the Canvas column when none is given.")
+    csv_bom: bool = Field(False, description="Start CSV files with a UTF-8 BOM (for Excel on Windows).")
+    canvas_column: str = Field("", description='Canvas assignment column, e.g. "Backprop (12345)".')
+
+
+def load_settings(out_dir: Path) -> ExportSettings:
+    try:
+        return ExportSettings.model_validate_json((out_dir / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return ExportSettings()
+
+
+def save_settings(out_dir: Path, clear: tuple[str, ...] = (), **changes: object) -> ExportSettings:
+    """The remembered settings with ``changes`` (None values ignored) applied and ``clear`` reset, written back."""
+    update = {k: v for k, v in changes.items() if v is not None}
+    update |= {k: ExportSettings.model_fields[k].default for k in clear}
+    settings = load_settings(out_dir).model_copy(update=update)
+    settings = ExportSettings.model_validate(settings.model_dump())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / SETTINGS_FILE).write_text(settings.model_dump_json(indent=2) + "\n")
+    return settings
 
 
 def _policy(out_dir: Path, policy: FeedbackPolicy | None) -> FeedbackPolicy:
@@ -32,29 +79,52 @@ def _policy(out_dir: Path, policy: FeedbackPolicy | None) -> FeedbackPolicy:
         return FeedbackPolicy()
 
 
+def default_formats(settings: ExportSettings) -> tuple[str, ...]:
+    """Everything that applies: the four, grades.json, Moodle's worksheet, Canvas's CSV with a Canvas roster."""
+    canvas = ("canvas",) if settings.roster is not None and settings.roster.format == "canvas" else ()
+    return FORMATS + ("json", "moodle") + canvas
+
+
 def write_exports(
-    out_dir: Path, formats: tuple[str, ...] = FORMATS, policy: FeedbackPolicy | None = None
+    out_dir: Path, formats: tuple[str, ...] | None = None, policy: FeedbackPolicy | None = None
 ) -> list[Path]:
     """Write the chosen exports of the gradebook in ``out_dir`` to ``out_dir/export``.
 
     ``policy`` is the assignment's ``[feedback]`` table; without one, the policy the last batch in
-    ``out_dir`` used, else the one that shows students the least.
+    ``out_dir`` used, else the one that shows students the least. ``formats`` defaults to every one that
+    applies (``default_formats``).
     """
     policy = _policy(out_dir, policy)
-    unknown = [f for f in formats if f not in FORMATS]
+    settings = load_settings(out_dir)
+    formats = default_formats(settings) if formats is None else formats
+    unknown = [f for f in formats if f not in ALL_FORMATS]
     if unknown:
-        raise UsageError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+        raise UsageError(f"unknown export format {unknown[0]!r}; choose from {', '.join(ALL_FORMATS)}")
     rows = read_rows(out_dir)
+    late = None
+    if settings.late is not None:
+        late = LateContext(settings.late, settings.extensions, settings.submission_times)
+    lines = grade_lines(rows, read_log(out_dir), policy, late, settings.roster, read_attention(out_dir))
     target = out_dir / EXPORT_SUBDIR
     target.mkdir(exist_ok=True)
-    written: list[Path] = []
+    bom = settings.csv_bom
+    written: list[Path | None] = []
     if "csv" in formats:
-        written.append(write_csv(rows, target / "gradebook.csv", policy))
+        written.append(write_csv(lines, target / "gradebook.csv", bom))
+    if "json" in formats:
+        written.append(write_grades_json(lines, target / "grades.json"))
+    if "moodle" in formats:
+        written.append(write_moodle_worksheet(lines, settings.roster, target / MOODLE_FILE, bom))
+    if "canvas" in formats:
+        column = settings.canvas_column or settings.title or (rows[0].report.assignment if rows else "Assignment")
+        written.append(write_canvas(lines, settings.roster, target / CANVAS_FILE, column, bom))
     if "junit" in formats:
-        written.append(write_junit(rows, target / "junit.xml", policy))
+        written.append(write_junit(lines, target / "junit.xml"))
     if "html" in formats:
-        written.append(write_summary(rows, target / "summary.html"))
-        written.append(write_feedback(rows, target / "feedback", policy))
-    if "gradescope" in formats:
-        written.append(write_gradescope(rows, target / "gradescope", policy))
-    return written
+        written.append(write_summary(lines, target / "summary.html", settings, out_dir))
+        views = {line.student_id: line.view for line in lines if line.view is not None}
+        written.append(write_feedback(rows, target / "feedback", policy, views))
+    if "gradescope" in formats:  # its writer makes its own student view: give it the final scores
+        final = [replace(line.row, report=final_report(line)) for line in lines if line.row is not None]
+        written.append(write_gradescope(final, target / "gradescope", policy))
+    return [path for path in written if path is not None]
