@@ -188,6 +188,7 @@ def test_six_identical_notebooks_among_independent_ones_are_one_group() -> None:
     assert len(result.flagged) == 15
 
 
+@pytest.mark.slow
 def test_calibration_every_disguise_found_no_independent_pair_flagged() -> None:
     """The issue's bar, where the fixtures add independent solutions: all copies found, no independent pair flagged."""
     for name in ("backprop", "cnn", "lstm", "perceptron"):
