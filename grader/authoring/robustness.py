@@ -272,6 +272,7 @@ class RobustnessCheck:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    loop_wall_s: float = 0.0  # of which the never-returns answers
 
     def header(self) -> list[str]:
         return ["function", *(answer.column for answer in WRONG_ANSWERS)]
@@ -340,9 +341,11 @@ def check_robustness(
         for target, answer in [pair for pair in plan if pair not in looping]:
             check.cases.append(_case(cells, target, answer, Path(scratch), assignment, settings, suites, baseline))
         suites.close()
+        loop_started = time.monotonic()
         with capped_copy(assignment, loop_call_timeout_s) as capped, contextlib.closing(SuiteCache()) as own:
             for target, answer in looping:
                 check.cases.append(_case(cells, target, answer, Path(scratch), capped, settings, own, baseline))
+        check.loop_wall_s = time.monotonic() - loop_started
     for case in check.cases:
         check.failures += case.violations
     check.notes += raised_in_tests(check.cases)

@@ -23,13 +23,14 @@ class Table:
     title: str
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    footer: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         widths = [max(len(row[i]) for row in (self.header, *self.rows)) for i in range(len(self.header))]
         lines = [self.title]
         for row in (self.header, *self.rows):
             lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        return lines
+        return lines + [f"  note: {line}" for line in self.footer]
 
 
 @dataclass
@@ -98,14 +99,18 @@ def _add_robustness(
 ) -> None:  # fmt: skip
     check = check_robustness(assignment, settings, solution, suites, loop_call_timeout_s)
     verdict.failures += check.failures
-    verdict.notes += check.notes
-    if check.targets:
+    if not check.targets:
+        verdict.notes += check.notes
+    else:
         title = (
             f"robustness: {len(check.targets)} solution functions, {len(check.cases)} wrong submissions graded in "
-            f"{check.wall_s:.1f} s; each cell is the submission's score of {solution.max_score:g} (! = a violation "
-            f"below; never-returns calls capped at {loop_call_timeout_s:g} s)"
+            f"{check.wall_s:.1f} s ({check.loop_wall_s:.1f} s of them never returning); each cell is the "
+            f"submission's score of {solution.max_score:g} (! = a violation below; n/a = the solution's function "
+            "returns None, nothing to spoil; - = not tried on __init__; never-returns calls capped at "
+            f"{loop_call_timeout_s:g} s)"
         )
-        verdict.tables.append(Table(title, tuple(check.header()), tuple(tuple(row) for row in check.rows())))
+        rows = tuple(tuple(row) for row in check.rows())
+        verdict.tables.append(Table(title, tuple(check.header()), rows, tuple(check.notes)))
         verdict.notes.append(f"{len(check.cases)} wrong answers")
 
 
