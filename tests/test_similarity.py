@@ -93,6 +93,14 @@ def test_renaming_comments_docstrings_prints_and_formatting_change_nothing() -> 
     assert disguised == original
 
 
+def test_a_local_named_like_a_template_function_is_still_a_local() -> None:
+    a = tokens(filled("def relu(x):\n    given_helper = np.maximum(x, 0)\n    return given_helper\n"))
+    b = tokens(filled("def relu(x):\n    positive = np.maximum(x, 0)\n    return positive\n"))
+    np_local = tokens(filled("def relu(x):\n    np = x > 0\n    return x * np\n"))
+    assert a == b
+    assert np_local == tokens(filled("def relu(x):\n    mask = x > 0\n    return x * mask\n"))
+
+
 def test_independent_statements_in_another_order_are_the_same_code() -> None:
     a = tokens(filled("def relu(x):\n    pos = x > 0\n    scale = 1.0\n    return x * pos * scale\n"))
     b = tokens(filled("def relu(x):\n    scale = 1.0\n    pos = x > 0\n    return x * pos * scale\n"))

@@ -278,15 +278,34 @@ class _Extractor:
         elif isinstance(stmt, ast.ClassDef):
             self._class(stmt)
         elif isinstance(stmt, _DEFS):
-            normalised = self._normalised_def(stmt)
-            key = self.lineariser.key(normalised)
+            normalised, lineariser = self._normalised_def(stmt)
+            key = lineariser.key(normalised)
             if not self._given(key, stmt) and (stmt.name in self.used or stmt.name in self.template.defined):
-                self._add(OTHER, self.lineariser.statements([normalised]))
+                self._add(OTHER, lineariser.statements([normalised]))
 
-    def _normalised_def(self, stmt: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.stmt:
-        body = normalise_function(stmt, self.aliases, self.lineariser.key)
+    def _scoped(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> Lineariser:
+        """A lineariser for one function: its own variables are locals even where a global has their name."""
+        local: set[str] = set()
+        declared: set[str] = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                local.add(node.id)
+            elif isinstance(node, ast.arg):
+                local.add(node.arg)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                declared.update(node.names)
+        local -= declared
+        vocabulary = self.lineariser.vocabulary
+        if not local & (vocabulary.kept | set(vocabulary.aliases)):
+            return self.lineariser
+        aliases = {name: path for name, path in vocabulary.aliases.items() if name not in local}
+        return Lineariser(Vocabulary(aliases, vocabulary.kept - local, vocabulary.anonymous_attrs))
+
+    def _normalised_def(self, stmt: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[ast.stmt, Lineariser]:
+        lineariser = self._scoped(stmt)
+        body = normalise_function(stmt, self.aliases, lineariser.key)
         signature = ast.FunctionDef(name=stmt.name, args=stmt.args, body=body, decorator_list=stmt.decorator_list)
-        return ast.copy_location(signature, stmt)
+        return ast.copy_location(signature, stmt), lineariser
 
     def _named_function(self, unit: str, stmt: ast.FunctionDef | ast.AsyncFunctionDef, replace: bool = True) -> None:
         docstring = ast.get_docstring(stmt) is not None
@@ -294,8 +313,9 @@ class _Extractor:
             header_end = stmt.body[0].end_lineno or stmt.body[0].lineno
         else:
             header_end = stmt.body[0].lineno - 1 if stmt.body else (stmt.end_lineno or stmt.lineno)
-        body = normalise_function(stmt, self.aliases, self.lineariser.key)
-        keys = [self.lineariser.key(s) for s in body]
+        lineariser = self._scoped(stmt)
+        body = normalise_function(stmt, self.aliases, lineariser.key)
+        keys = [lineariser.key(s) for s in body]
         if self.record is not None:
             self.record[1][unit] = frozenset(keys)
         given = self.template.function_keys.get(unit, frozenset()) if self.record is None else frozenset()
@@ -310,7 +330,7 @@ class _Extractor:
                 own.append(s)
         if replace:
             self.code.units.pop(unit, None)  # the last definition is the one that runs
-        self._add(unit, self.lineariser.statements(own))
+        self._add(unit, lineariser.statements(own))
 
     def _class(self, cls: ast.ClassDef) -> None:
         if self.record is None and cls.name in self.template.defined:
@@ -321,9 +341,9 @@ class _Extractor:
             if isinstance(stmt, _DEFS) and (qualified in self.named or cls.name in self.named):
                 self._named_function(qualified if qualified in self.named else cls.name, stmt, qualified in self.named)
             elif isinstance(stmt, _DEFS):
-                normalised = self._normalised_def(stmt)
-                if not self._given(self.lineariser.key(normalised), stmt):
-                    self._add(OTHER, self.lineariser.statements([normalised]))
+                normalised, lineariser = self._normalised_def(stmt)
+                if not self._given(lineariser.key(normalised), stmt):
+                    self._add(OTHER, lineariser.statements([normalised]))
             else:
                 loose.append(stmt)
         statements = [s for s in clean_block(loose, self.aliases) if not self._given(self.lineariser.key(s), s)]
