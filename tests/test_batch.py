@@ -225,7 +225,8 @@ def test_exports_follow_their_formats(toy, tmp_path, sandbox_mode):
     with open(out / "export" / "gradebook.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == ["student_id", "name", "status", "score", "max_score", "test_double", "test_triple",
-                             "message"]  # fmt: skip
+                             "message", "automatic_score", "adjustment", "late_penalty", "days_late", "submitted_at",
+                             "needs_attention"]  # fmt: skip
     by_id = {row["student_id"]: row for row in rows}
     assert (by_id["good00"]["score"], by_id["good00"]["test_double"]) == ("10", "5")
     assert by_id["garbled"]["status"] == "invalid_submission" and by_id["garbled"]["score"] == "0"
@@ -266,3 +267,95 @@ def test_student_html_is_escaped(toy, tmp_path, sandbox_mode):
     write_exports(tmp_path / "out", ("html",), FeedbackPolicy(show_output=True))  # printed output opted in
     page = (tmp_path / "out" / "export" / "feedback" / "xss.html").read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+MOODLE_PARTICIPANTS = (
+    "First name,Last name,Email address,Roles,Groups,Last access to course\n"
+    "Anna,Müller,anna@example.org,Student,No groups,now\n"
+    "Mia,Weber,mia@example.org,Student,No groups,now\n"
+    "Jan,Kowalski,jan@example.org,Student,No groups,now\n"
+    "Lea,Schmidt,lea@example.org,Student,No groups,now\n"
+)
+
+
+def _moodle_zip(path: Path, members: dict[str, tuple[str, tuple[int, ...]]]) -> Path:
+    """A Moodle "Download all submissions" zip: flat files named Full Name_participant_assignsubmission_..."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, (text, when) in members.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=when), text)
+    return path
+
+
+def test_stale_row_after_a_duplicate_is_marked_in_csv_and_summary(toy, tmp_path, sandbox_mode):
+    inbox, late = tmp_path / "inbox", tmp_path / "late"
+    inbox.mkdir()
+    late.mkdir()
+    (inbox / "Weber Mia_12368_assignsubmission_file_toy.py").write_text(CORRECT)
+    (inbox / "Kowalski Jan_12369_assignsubmission_file_toy.py").write_text(WRONG)
+    out = tmp_path / "out"
+    settings = GradeSettings(sandbox=sandbox_mode)
+    run_batch(toy, collect([inbox], "toy.ipynb", tmp_path / "x"), out, settings, workers=1)
+    write_exports(out)
+    (late / "Weber Mia_12368_assignsubmission_file_toy.py").write_text(WRONG)  # a late resubmission
+    again = run_batch(toy, collect([inbox, late], "toy.ipynb", tmp_path / "x"), out, settings, workers=1)
+    assert again.stale == ["12368"] and again.names == {"12369": "Kowalski Jan"}
+    write_exports(out)
+    with open(out / "export" / "gradebook.csv", newline="") as stream:
+        rows = {row["student_id"]: row for row in csv.DictReader(stream)}
+    assert rows["12368"]["needs_attention"] == "yes" and rows["12368"]["score"] == ""
+    assert rows["12368"]["automatic_score"] == "10", "the earlier run's grade is kept, but never as a clean grade"
+    assert rows["12368"]["message"].startswith("needs attention: 2 submissions found for one student")
+    assert rows["12369"]["needs_attention"] == "" and rows["12369"]["score"] == "5"
+    summary = " ".join((out / "export" / "summary.html").read_text().split())
+    assert "Needs attention (1)" in summary and "Weber Mia" in summary
+    assert "2 submissions found for one student" in summary
+
+
+def test_ta_goes_from_a_moodle_zip_and_participants_csv_to_a_worksheet_moodle_imports(make_course, tmp_path,
+                                                                                      sandbox_mode):  # fmt: skip
+    """The issue's "done when": one late student, one extension, one adjustment, one missing student."""
+    from click.testing import CliRunner
+
+    import cli
+    from grader.batch.lms import MOODLE_HEADER, read_moodle_worksheet
+
+    course = make_course(HIDDEN)
+    spec = course / "assignments" / "toy" / "assignment.toml"
+    spec.write_text(spec.read_text().replace("[limits]", '[late]\ndue = 2026-11-20T23:59:00\ntimezone = "UTC"\n'
+                                             "penalty_percent_per_day = 10\n\n[limits]"))  # fmt: skip
+    on_time, late = (2026, 11, 20, 22, 0, 0), (2026, 11, 21, 10, 0, 0)
+    export = _moodle_zip(tmp_path / "moodle-export.zip", {
+        "Müller Anna_12368_assignsubmission_file_toy.py": (CORRECT, on_time),
+        "Weber Mia_12370_assignsubmission_file_toy.py": (CORRECT, late),  # one day late
+        "Kowalski Jan_12371_assignsubmission_file_toy.py": (WRONG, late),  # late, with an extension
+        "Weber Mia_12370_assignsubmission_onlinetext_onlinetext.html": ("<p>see notebook</p>", late),
+    })  # fmt: skip
+    (tmp_path / "participants.csv").write_text(MOODLE_PARTICIPANTS, encoding="utf-8")
+    (tmp_path / "extensions.csv").write_text("student_id,due\n12371,+2d\n")
+    out = tmp_path / "grading"
+    runner = CliRunner()
+    graded = runner.invoke(cli.main, ["grade", "toy", str(export), "--out", str(out), "--course", str(course),
+                                      "--roster", str(tmp_path / "participants.csv"),
+                                      "--extensions", str(tmp_path / "extensions.csv"), "--workers", "1"])  # fmt: skip
+    assert graded.exit_code == 0, graded.output
+    assert "12368 Müller Anna: graded 10 / 10" in graded.output
+    assert "ignored 1 file that is not a submission: Weber Mia_12370_assignsubmission_onlinetext_onlinetext.html" in (
+        graded.output
+    )
+    adjusted = runner.invoke(cli.main, ["adjust", str(out), "12368", "--test", "test_triple", "--points", "-2",
+                                        "--reason", "hard-coded the answer", "--show-reason"])  # fmt: skip
+    assert adjusted.exit_code == 0, adjusted.output
+    worksheet = out / "export" / "moodle-grading-worksheet.csv"
+    header = worksheet.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header == MOODLE_HEADER
+    grades = read_moodle_worksheet(worksheet)
+    assert grades["12368"][0] == "8" and "hard-coded the answer" in grades["12368"][1]
+    assert grades["12370"][0] == "9" and "late penalty -1" in grades["12370"][1]  # 10 - 10 % of 10
+    assert grades["12371"][0] == "5", "the extension covers the late submission"
+    with open(out / "export" / "gradebook.csv", newline="", encoding="utf-8") as stream:
+        rows = {row["name"]: row for row in csv.DictReader(stream)}
+    assert rows["Lea Schmidt"]["status"] == "missing"
+    summary = " ".join((out / "export" / "summary.html").read_text().split())
+    assert "No submission (1)" in summary and "Lea Schmidt" in summary and "Late work (1 late)" in summary

@@ -143,7 +143,7 @@ def _from_entry(entry: Path, notebook_name: str, intake: Intake) -> None:
         if len(preferred) == 1 or len(files) == 1:
             intake.candidates.append(replace(found, path=(preferred or files)[0]))
         elif not files and _not_a_file_submission(entry.name):
-            intake.ignored.append(_shown(entry) + "/")
+            intake.ignored.append(_shown(entry.name) + "/")
         elif not files:
             why = f"{_shown(entry)}: no notebook or .py file inside; nothing graded for {found.student_id}"
             intake.problems.append(why)
@@ -156,7 +156,7 @@ def _from_entry(entry: Path, notebook_name: str, intake: Intake) -> None:
             )
             intake.attention[found.student_id] = f"{len(files)} candidate files in the student's folder"
     elif entry.is_file():
-        intake.ignored.append(_shown(entry))
+        intake.ignored.append(_shown(entry.name))
 
 
 # ------------------------------------------------------------------------------------ archives
