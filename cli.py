@@ -258,7 +258,7 @@ def _run_batch(
             print_report(console, report)
     if do_export:
         written = write_exports(out_dir, policy=loaded.spec.feedback)
-        console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}")
+        console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}", soft_wrap=True)
     print_batch_summary(console, summary, out_dir)
     if summary.grader_errors:
         sys.exit(EXIT_GRADER_ERROR)

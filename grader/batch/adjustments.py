@@ -415,7 +415,7 @@ def _late(
     sid, warnings = row.student_id, []
     submitted = late.times.get(sid) or _lms_time(roster, entry, late.policy)
     if submitted is None:
-        submitted = file_time(Path(row.report.submission.path), sid)
+        submitted = file_time(Path(row.report.submission.path), sid, ZoneInfo(late.policy.timezone))
         if submitted is not None:
             warnings.append("submission time taken from the file's modification time; give the LMS export's times")
     if submitted is None:

@@ -153,13 +153,19 @@ def read_extensions(path: Path, policy: LatePolicy) -> dict[str, Extension]:
     return found
 
 
-def file_time(path: Path, student_id: str) -> SubmissionTime | None:
-    """The file's modification time (for an archive, the member's time, kept at extraction)."""
+def file_time(path: Path, student_id: str, zone: ZoneInfo) -> SubmissionTime | None:
+    """The file's modification time. A file extracted from an LMS archive (under ``OUT/extracted``) has the
+    member's time, which a zip stores as the LMS server's wall-clock time without a zone: it is read in ``zone``
+    (the [late] time zone); any other file's time is an instant."""
     try:
         mtime = path.stat().st_mtime
     except OSError:
         return None
-    return SubmissionTime(student_id=student_id, at=datetime.fromtimestamp(mtime).astimezone(), source="file time")
+    if "extracted" in path.parts:  # intake set it with time.mktime from the member's naive date_time
+        at = datetime.fromtimestamp(mtime).replace(tzinfo=zone)
+    else:
+        at = datetime.fromtimestamp(mtime).astimezone()
+    return SubmissionTime(student_id=student_id, at=at, source="file time")
 
 
 def late_outcome(
@@ -199,5 +205,5 @@ def describe(outcome: LateOutcome) -> str:
     days = f"{outcome.days_late} day{'s' if outcome.days_late != 1 else ''}"
     return (
         f"{days} late (submitted {when}, {deadline} {outcome.deadline.strftime('%Y-%m-%d %H:%M %z')}): "
-        f"-{outcome.penalty_percent:g} % ({-outcome.penalty_points:g} points)"
+        f"-{outcome.penalty_percent:g} %"
     )

@@ -129,9 +129,9 @@ def _moodle_row(line: GradeLine) -> list[str]:
     grade = "" if attention else _number(line.score or 0.0)
     email = line.roster.email if line.roster is not None else ""
     feedback = "" if attention else moodle_feedback(line)
-    cells = [f"{MOODLE_PARTICIPANT}{line.student_id}", line.name, email, status, grade, _number(line.max_score), "Yes",
-             when, "-", feedback]  # fmt: skip
-    return [csv_cell(cell) for cell in cells]
+    # Numbers and Moodle's own "-" stay as they are; text is neutralised against formula injection.
+    return [f"{MOODLE_PARTICIPANT}{line.student_id}", csv_cell(line.name), csv_cell(email), csv_cell(status), grade,
+            _number(line.max_score), "Yes", when, "-", csv_cell(feedback)]  # fmt: skip
 
 
 def read_moodle_worksheet(path: Path) -> dict[str, tuple[str, str]]:
@@ -171,6 +171,6 @@ def write_canvas(lines: list[GradeLine], roster: Roster | None, path: Path, colu
             index = roster.column("Section")
             section = source[index] if index is not None and index < len(source) else ""
         score = "" if line.needs_attention or line.score is None else _number(line.score)
-        rows.append([csv_cell(c) for c in [name, *ids, section, score]])
+        rows.append([csv_cell(name), *(csv_cell(i) for i in ids), csv_cell(section), score])
     points = [CANVAS_POINTS_ROW, "", "", "", "", _number(maximum)]
     return _write(path, [*CANVAS_HEADER, column], [points, *rows], bom)

@@ -56,7 +56,10 @@ def write_csv(lines: list[GradeLine], path: Path, bom: bool = False) -> Path:
             late.submitted_at.isoformat(timespec="minutes") if late is not None and late.submitted_at else "",
             "yes" if line.needs_attention else "",
         ]  # fmt: skip
-        writer.writerow([csv_cell(sanitize_text(cell, keep_newlines=False)) for cell in cells])
+        text = {0, 1, 2, 5 + len(tests), len(cells) - 1}  # the rest are numbers and times: never quote-prefixed
+        writer.writerow(
+            [csv_cell(sanitize_text(c, keep_newlines=False)) if i in text else c for i, c in enumerate(cells)]
+        )
     path.write_text(("\ufeff" if bom else "") + buffer.getvalue(), encoding="utf-8", newline="")
     return path
 
