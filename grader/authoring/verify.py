@@ -131,10 +131,10 @@ def _verify(
     limit = assignment.spec.limits.submission_timeout_s
     for report in (first, second):
         if report.status != "graded" or report.score != report.max_score:
-            failing = [f"{t.name} ({t.status}: {t.message[:120]})" for t in report.tests if t.score < t.max_score]
-            verdict.failures.append(
-                f"solution scored {report.score} / {report.max_score} ({report.status}) {report.message[:300]}"
-                + (f"; not full marks: {', '.join(failing[:5])}" if failing else "")
+            failing = [f"{t.name} ({t.status}: {t.message})" for t in report.tests if t.score < t.max_score]
+            verdict.failures.append(  # whole messages: a CI log is where the course reads them
+                f"solution scored {report.score} / {report.max_score} ({report.status}) {report.message}"
+                + (f"; not full marks: {', '.join(failing)}" if failing else "")
             )
             break
     if first.score != second.score:
