@@ -189,6 +189,19 @@ def grade(
     _run_batch(console, loaded, intake, out_dir, settings, workers, force, show_tables, do_export, leases, runner)
 
 
+def _similarity_section(console: Console, loaded: Any, out_dir: Path) -> None:
+    """Every batch ends with the similar-code section (issue 19); the report is export/similarity.html."""
+    from grader.similarity import compare_graded_batch, write_report
+
+    try:
+        result = compare_graded_batch(out_dir, loaded)
+    except (GraderError, OSError, ValueError) as exc:  # similarity is advice: never fails the batch
+        console.print(f"similarity: not compared ({exc})", markup=False, soft_wrap=True)
+        return
+    write_report(result, out_dir / "export" / "similarity.html")
+    console.print(result.summary_text(), markup=False, highlight=False, soft_wrap=True)
+
+
 def _gpu_leases(policy: str, gpus: str | None, jobs_per_gpu: int) -> Any:
     """A lease manager over the chosen GPUs, or None for CPU-only assignments and machines."""
     if policy == "none":
@@ -258,8 +271,10 @@ def _run_batch(
             print_report(console, report)
     if do_export:
         written = write_exports(out_dir, policy=loaded.spec.feedback)
-        console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}", soft_wrap=True)
+        console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}")
     print_batch_summary(console, summary, out_dir)
+    if do_export:
+        _similarity_section(console, loaded, out_dir)
     if summary.grader_errors:
         sys.exit(EXIT_GRADER_ERROR)
     if summary.problems:
@@ -554,6 +569,41 @@ def calibrate(assignment: str, seeds: int, margin: float, course_dir: Path | Non
     console.print(
         f"(margin {margin:g} of the reference's worst value; record these lines in the assignment's NOTES.md)"
     )
+
+
+@main.command(name="similarity")
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--against", multiple=True, type=click.Path(path_type=Path, exists=True),
+    help="An earlier year: a graded OUT folder, a folder of submissions or a .zip (repeatable).",
+)  # fmt: skip
+@click.option("--assignment", "assignment_name", help="Default: the assignment OUT's reports name.")
+@click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--function", "functions", multiple=True, help="Compare this function (default: the template's stubs).")
+@click.option(
+    "--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+    help="HTML report (default: OUT/export/similarity.html).",
+)  # fmt: skip
+def similarity_command(
+    out_dir: Path, against: tuple[Path, ...], assignment_name: str | None, course_dir: Path | None,
+    functions: tuple[str, ...], report_path: Path | None,
+) -> None:  # fmt: skip
+    """List submissions in OUT whose own code is similar, for a TA to judge (never a verdict)."""
+    from grader.grading.spec import load_assignment
+    from grader.similarity import batch_assignment, compare_graded_batch, write_report
+
+    try:
+        name = assignment_name or batch_assignment(out_dir)
+        if name is None:
+            raise UsageError(f"{out_dir} holds no grading report; name the assignment with --assignment")
+        result = compare_graded_batch(out_dir, load_assignment(name, course_dir), against, functions)
+    except GraderError as exc:
+        raise CliError(exc) from None
+    path = report_path or out_dir / "export" / "similarity.html"
+    write_report(result, path)
+    console = _console()
+    console.print(result.summary_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report: {path}", soft_wrap=True)
 
 
 @main.command(name="gradescope")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.grading.spec import Assignment
 from grader.similarity.compare import Settings, compare_codes
 from grader.similarity.extract import StudentCode, Template, extract, lay_out, read_template
 from grader.similarity.result import SimilarityResult
@@ -91,3 +92,12 @@ def compare_batch(
             problems += archive_problems
             entries += [Entry(i.id, cells, i.label, archive_label(archive)) for i, cells in loaded(files, problems)]
     return compare_entries(entries, template, settings, problems)
+
+
+def compare_graded_batch(
+    out_dir: Path, assignment: Assignment, against: Sequence[Path] = (), function_names: Sequence[str] = ()
+) -> SimilarityResult:
+    """compare_batch with the assignment's released template as the given code (what a batch runs)."""
+    template = assignment.assignment_dir / assignment.spec.notebook
+    source = template.read_text(encoding="utf-8") if template.is_file() else None
+    return compare_batch(out_dir, source, list(function_names), against)
