@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.grading.report import SubmissionReport
-from grader.grading.student_view import StudentReport, sanitize_text
+from grader.grading.student_view import ALL_PASS, PRACTICE_NOTE, StudentReport, sanitize_text
 
 if TYPE_CHECKING:
     from grader.batch.runner import BatchSummary
@@ -83,18 +84,56 @@ def print_report(console: Console, report: SubmissionReport, show_messages: bool
     console.print(_test_table(rows))
 
 
-def print_student_view(console: Console, view: StudentReport) -> None:
-    """The student's view of one submission (the check command): only what the student view holds."""
-    console.print(_head(view.submission_id, view.status, _score(view), view.wall_s))
+STATUS_WORD = {"passed": "passed", "failed": "FAILED", "error": "ERROR"}
+
+
+def print_student_view(console: Console, view: StudentReport, details: bool = False, notes: Sequence[str] = ()) -> None:
+    """The student's view of one submission (the check command): only what the student view holds.
+
+    One line per test and its message below it, wrapped at any width and never cut mid-line; by
+    default a message's first line, with ``details`` all of it (issue 13). ``notes`` are lines the
+    check adds under the heading (no practice checks, a notebook older than the kernel).
+    """
+    practice = view.tests_run == "visible"
+    if practice:
+        passed = sum(t.status == "passed" for t in view.tests)
+        head = f"practice checks: {passed} of {len(view.tests)} pass" if view.tests else "load report"
+        console.print(Text.assemble((_line(view.submission_id), "bold"), f"  {head}  ({view.wall_s:.2f} s)"))
+        note = PRACTICE_NOTE if view.tests else "Not your grade: the hidden tests decide it."
+        console.print(Padding(Text(note, style="dim"), (0, 0, 0, 2)))
+    else:
+        console.print(_head(view.submission_id, view.status, _score(view), view.wall_s))
+    for note in notes:
+        console.print(Padding(Text(_line(note)), (0, 0, 0, 2)))
     if view.message:
-        console.print(Text("  " + _line(view.message), style="yellow"))
+        console.print(Padding(Text(_line(view.message), style="yellow"), (0, 0, 0, 2)))
+    cut = False
     if view.status == "graded":
-        rows = [(t.name, t.status, f"{t.score:g}/{t.max_score:g}", _first_line(t.message)) for t in view.tests]
-        console.print(_test_table(rows))
+        for test in view.tests:
+            word = STATUS_WORD.get(test.status, test.status)
+            points = "" if practice else f"  {test.score:g}/{test.max_score:g}"
+            console.print(
+                Text.assemble("  ", (f"{word:<7}", STATUS_STYLE.get(test.status, "")), " ", _line(test.name), points)
+            )
+            lines = sanitize_text(test.message).split("\n") if test.message else []
+            cut = cut or len(lines) > 1 and not details
+            for line in lines if details else lines[:1]:
+                console.print(Padding(Text(_line(line)), (0, 0, 0, 11)))
+    if view.failing_cells:
+        console.print(Text("  cells that did not run to their end when the notebook loaded:"))
     for cell in view.failing_cells:
-        console.print(Text.assemble((f"cell {cell.index} raised", "red"), ": ", _first_line(cell.message, 200)))
+        text = sanitize_text(cell.line)
+        lines = text.split("\n")
+        cut = cut or len(lines) > 1 and not details
+        console.print(Padding(Text(_line(lines[0]), style="red"), (0, 0, 0, 4)))
+        for line in lines[1:] if details else []:
+            console.print(Padding(Text(_line(line)), (0, 0, 0, 6)))
     for warning in view.warnings:
-        console.print(Text.assemble(("warning", "yellow"), ": ", _line(warning)))
+        console.print(Padding(Text.assemble(("warning", "yellow"), ": ", _line(warning)), (0, 0, 0, 2)))
+    if cut:
+        console.print(Text("  (messages cut to their first line; --details shows them whole)", style="dim"))
+    if practice and view.status == "graded" and view.tests and all(t.status == "passed" for t in view.tests):
+        console.print(Text(ALL_PASS, "green"))
 
 
 class BatchProgress:

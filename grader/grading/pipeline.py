@@ -63,6 +63,9 @@ def _blocked_submission(path: Path, submission_id: str) -> Submission:
     return Submission(id=submission_id, path=path, sha256=sha256, cells=(Cell(0, ""),))
 
 
+FORBIDDEN_USE = "every test scores 0: the notebook uses what this assignment forbids"
+
+
 @dataclass
 class _Loaded:
     """The submission as read and statically checked: what blocks its tests, if anything."""
@@ -107,10 +110,15 @@ def _load(submission_path: Path, submission_id: str, spec: AssignmentSpec) -> _L
     loaded = _Loaded(submission, warnings=list(submission.warnings))
     violations = check_cells(submission.cells, spec.static)
     if violations:
-        listed = "; ".join(v.describe() for v in violations[:5])
-        loaded.blocked = f"not graded: the submission uses what this assignment forbids: {listed}"
-        loaded.warnings.append(loaded.blocked)
+        # Status graded and a zero: the one reason is the message of the report and of every test,
+        # worded the same wherever it is read (issue 13); `uses_forbidden` lets a summary count these.
+        loaded.blocked = loaded.message = f"{FORBIDDEN_USE}: " + "; ".join(v.describe() for v in violations[:5])
     return loaded
+
+
+def uses_forbidden(report: SubmissionReport) -> bool:
+    """Whether every test scored 0 because the submission uses what the assignment forbids."""
+    return report.status == "graded" and report.message.startswith(FORBIDDEN_USE)
 
 
 def _plan(assignment: Assignment, settings: GradeSettings) -> _Plan:

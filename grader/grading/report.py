@@ -104,7 +104,7 @@ class Resources(_Model):
 
 
 CellStatus = Literal["ok", "error", "timeout", "memory", "crashed", "not_run"]
-FIRST_LINE_CHARS = 60
+FIRST_LINE_CHARS = 40
 
 
 def first_code_line(source: str, limit: int = FIRST_LINE_CHARS) -> str:
@@ -114,7 +114,7 @@ def first_code_line(source: str, limit: int = FIRST_LINE_CHARS) -> str:
 
 
 def cell_label(index: int, position: int | None, execution_count: int | None, first_line: str) -> str:
-    """How a cell is named wherever a student reads about it: ``code cell 4 (In [5], "def f(x):")``.
+    """How a cell is named wherever a student reads about it: ``code cell 4 (In [5]) "def f(x):"``.
 
     ``position`` counts code cells from 1, as a student counts them; ``In [5]`` is what Jupyter shows
     beside a cell of a notebook saved with execution counts; the first line is what Ctrl-F finds.
@@ -122,10 +122,8 @@ def cell_label(index: int, position: int | None, execution_count: int | None, fi
     """
     if position is None:
         return f"cell {index}"
-    parts = [f"In [{execution_count}]"] if execution_count is not None else []
-    if first_line:
-        parts.append(json.dumps(first_line, ensure_ascii=False))
-    return f"code cell {position}" + (f" ({', '.join(parts)})" if parts else "")
+    count = f" (In [{execution_count}])" if execution_count is not None else ""
+    return f"code cell {position}{count}" + (f" {json.dumps(first_line, ensure_ascii=False)}" if first_line else "")
 
 
 class CellOutcome(_Model):

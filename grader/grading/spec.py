@@ -28,6 +28,13 @@ class Limits(BaseModel):
     load_timeout_s: float = Field(
         30.0, gt=0, description="Wall seconds to run the notebook's cells (and preloads) before the first test."
     )
+    cell_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Wall seconds one top-level cell may run at load; a cell past it is interrupted and recorded "
+        "as timeout, and loading goes on with the next cell. Default: what is left of load_timeout_s, which "
+        "stays the cap for all cells together.",
+    )
     cpu_s: int = Field(300, gt=0, description="CPU seconds per worker process (RLIMIT_CPU).")
     memory_mb: int = Field(1024, ge=64, description="Memory of the whole sandbox in MiB.")
     threads: int = Field(

@@ -29,7 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.grading.report import SubmissionReport, SubmissionStatus, TestResult, TestStatus, truncate
+from grader.grading.report import CellOutcome, SubmissionReport, SubmissionStatus, TestResult, TestStatus, truncate
 from grader.grading.spec import FeedbackPolicy
 from grader.sandbox.bwrap import SANDBOX_LIB
 
@@ -40,6 +40,10 @@ GRADER_PROBLEM = "not graded: a problem in the grader, not in your code; your TA
 WITHHELD = "the message is not shown, since it can hold the hidden test's inputs"
 WITHHELD_AT_LOAD = "the message is not shown in graded feedback; run the notebook yourself to see it"
 LOAD_PREFIX = "the notebook could not be loaded: "
+PRACTICE_NOTE = (
+    "These are the practice checks (the visible tests). They are not your grade: the hidden tests decide it."
+)
+ALL_PASS = "All practice checks pass. The hidden tests decide the grade."
 STUDENT_MESSAGE_CHARS = 2000
 
 # ------------------------------------------------------------------ text made safe for any output
@@ -145,7 +149,28 @@ _INVALID_TRUSTED = [
 INVALID_VALUE = f"returned a value that cannot be sent back to the grader; return plain data {_PLAIN_DATA}"
 
 
-def describe_raised(message: str, why: str = WITHHELD) -> str:
+# ------------------------------------------------------------------ cells, named as a student finds them
+
+# The report names a cell by its notebook index ("cell 8", markdown cells counted); a student finds
+# "code cell 5 (In [5], "def f(x):")" (issue 13). `Labels` maps one to the other, from report.cells.
+Labels = dict[int, str]
+_CELL_REF = re.compile(r"(?<![\w-])(?<!code )cell (\d{1,5})(?=[,):])")
+_SELF_WHERE = re.compile(r" \(in cell (\d{1,5}), (line \d{1,6}, in (?:[A-Za-z_]\w{0,59}|<[a-z]{1,12}>))\)$")
+
+
+def cell_labels(report: SubmissionReport) -> Labels:
+    """The student's name of every cell the report knows (reports before issue 13: "cell N", as then)."""
+    return {cell.index: cell.label for cell in report.cells}
+
+
+def relabel(text: str, labels: Labels, this: int | None = None) -> str:
+    """Every ``cell N`` of ``text`` as the student's name of that cell; ``this`` cell's own line as ``line L``."""
+    if this is not None and labels.get(this, f"cell {this}") != f"cell {this}":
+        text = _SELF_WHERE.sub(lambda m: f" ({m.group(2)})" if int(m.group(1)) == this else m.group(), text)
+    return _CELL_REF.sub(lambda m: labels.get(int(m.group(1)), m.group()), text)
+
+
+def describe_raised(message: str, why: str = WITHHELD, labels: Labels | None = None, this: int | None = None) -> str:
     """An exception's message reduced to its type and the line in the student's code, and ``why``."""
     raised = _RAISED.match(message)
     where = _WHERE.search(message)
@@ -154,7 +179,12 @@ def describe_raised(message: str, why: str = WITHHELD) -> str:
         return f"{kind} was raised; {why}"
     if where.group("cell") is None:
         return f"{kind} was raised in the hidden test's helper code (probes.py); {why}"
-    return f"{kind} was raised in {where.group('cell')}, line {where.group('line')}, in {where.group('func')}; {why}"
+    line = f"line {where.group('line')}, in {where.group('func')}"
+    index = int(where.group("cell").split()[1])
+    label = (labels or {}).get(index, where.group("cell"))
+    if index == this and label != where.group("cell"):
+        return f"{kind} was raised at {line}; {why}"
+    return f"{kind} was raised in {label}, {line}; {why}"
 
 
 def _memory_message(message: str) -> str:
@@ -170,12 +200,12 @@ def _invalid_message(message: str) -> str:
     return message if any(p.fullmatch(message) for p in _INVALID_TRUSTED) else INVALID_VALUE
 
 
-def without_submission_text(status: TestStatus, message: str) -> str:
+def without_submission_text(status: TestStatus, message: str, labels: Labels | None = None) -> str:
     """A hidden test's message without the text the submission's code chose (see the module doc)."""
     prefix = LOAD_PREFIX if message.startswith(LOAD_PREFIX) else ""
     rest = message.removeprefix(prefix)
     if status == "error":
-        rest = describe_raised(rest, WITHHELD_AT_LOAD if prefix else WITHHELD)
+        rest = describe_raised(rest, WITHHELD_AT_LOAD if prefix else WITHHELD, labels)
     elif status == "memory":
         rest = _memory_message(rest)
     elif status == "invalid":
@@ -201,8 +231,15 @@ class StudentTest(_Model):
 
 
 class StudentCell(_Model):
-    index: int = Field(description="0-based index of the code cell that raised while the notebook loaded.")
-    message: str = Field(description="What the student may read of the error.")
+    index: int = Field(description="0-based index of the cell among all the notebook's cells (the report's name).")
+    message: str = Field(description="What the student may read of the error, or why the cell was stopped.")
+    label: str = Field("", description='How the student finds the cell: code cell 5 (In [5], "def f(x):").')
+    status: str = Field("error", description="error | timeout | memory | crashed | not_run (see the report).")
+
+    @property
+    def line(self) -> str:
+        """The one line every writer shows for this cell."""
+        return f"{self.label or f'cell {self.index}'}: {self.message}"
 
 
 class StudentGradeChange(_Model):
@@ -224,7 +261,10 @@ class StudentReport(_Model):
     score: float | None = Field(description="Points earned; null when the grader failed (not a zero).")
     max_score: float = Field(description="Points available.")
     tests: list[StudentTest] = Field(description="One entry per test, in the report's order.")
-    failing_cells: list[StudentCell] = Field(description="Cells that raised while the notebook loaded.")
+    failing_cells: list[StudentCell] = Field(
+        description="Cells that did not run to their end while the notebook loaded: raised, stopped, not run."
+    )
+    tests_run: TestsRun = Field("hidden", description="hidden: graded; visible: the student's practice checks.")
     warnings: list[str] = Field(description="Load warnings, skipped magics, limits hit.")
     output: str = Field(description="What the submission printed; empty unless the policy shows it.")
     output_withheld: bool = Field(description="The submission printed something that is not shown.")
@@ -241,11 +281,60 @@ class StudentReport(_Model):
     )
 
 
-def _test_view(test: TestResult, own_text: bool) -> StudentTest:
+# The one wording of a missing function (issue 13): the worker's answer for a call, and the `require`
+# helper of the hidden tests, both say this; the view adds where the notebook defines the name.
+_NOT_DEFINED = re.compile(
+    r"the submission does not define (?P<names>[A-Za-z_]\w{0,59}(?:, [A-Za-z_]\w{0,59}){0,20}): "
+    r"check that the cell defining it runs(?: without an error)?"
+)
+_WHY_NOT_RUN = {
+    "error": "which raised an error", "timeout": "which was stopped at its time limit", "not_run": "which did not run",
+    "memory": "which ran out of memory", "crashed": "which stopped the worker",
+}  # fmt: skip
+
+
+def _where_defined(message: str, report: SubmissionReport) -> str:
+    """A missing function's message, with the cell that defines it and why that cell did not."""
+    found = _NOT_DEFINED.fullmatch(message)
+    if found is None or not any(cell.defines for cell in report.cells):  # reports before issue 13 have none
+        return message
+    notes = []
+    for name in found.group("names").split(", "):
+        defining = [cell for cell in report.cells if name in cell.defines]
+        if not defining:
+            notes.append(f"no cell of the notebook defines {name}")
+        elif all(not cell.ok for cell in defining):
+            notes.append(f"{name} is defined in {defining[-1].label}, {_WHY_NOT_RUN[defining[-1].status]}")
+    return message + (f" ({'; '.join(notes)})" if notes else "")
+
+
+_NOT_IMPLEMENTED = re.compile(
+    r"NotImplementedError:\s*\(in cell (?P<cell>\d{1,5}), line (?P<line>\d{1,6}), in (?P<func>[A-Za-z_]\w{0,59})\)"
+)
+
+
+def _not_implemented(message: str, labels: Labels) -> str | None:
+    """A template's ``raise NotImplementedError`` in words: the function is not written yet."""
+    found = _NOT_IMPLEMENTED.fullmatch(message.removeprefix(LOAD_PREFIX))
+    if found is None:
+        return None
+    where = labels.get(int(found.group("cell")), f"cell {found.group('cell')}")
+    return (
+        f"not implemented yet: {found.group('func')} raises NotImplementedError ({where}, line {found.group('line')})"
+    )
+
+
+def _test_view(test: TestResult, own_text: bool, report: SubmissionReport | None = None) -> StudentTest:
+    labels = cell_labels(report) if report is not None else {}
     if not test.visible:
         message = HIDDEN_DETAILS
+    elif test.status == "error" and (plain := _not_implemented(test.message, labels)) is not None:
+        message = plain
     else:
-        message = test.message if own_text else without_submission_text(test.status, test.message)
+        message = test.message if own_text else without_submission_text(test.status, test.message, labels)
+        message = relabel(message, labels)
+        if report is not None:
+            message = _where_defined(message, report)
     return StudentTest(
         name=sanitize_text(test.name, keep_newlines=False), status=test.status, score=test.score,
         max_score=test.max_score, message=student_text(message), details_hidden=not test.visible,
@@ -253,14 +342,21 @@ def _test_view(test: TestResult, own_text: bool) -> StudentTest:
     )  # fmt: skip
 
 
-def _load_error(message: str) -> str:
-    return describe_raised(message, WITHHELD_AT_LOAD)
+def _cell_view(cell: CellOutcome, own_errors: bool, labels: Labels) -> StudentCell:
+    """A cell that did not run to its end; an error's own text only where the student may read it."""
+    # Not an error: the grader's words (what the worker adds is checked in the session).
+    if cell.status != "error" or own_errors:
+        message = relabel(cell.message, labels, cell.index)
+    else:
+        message = describe_raised(cell.message, WITHHELD_AT_LOAD, labels, cell.index)
+    label = sanitize_text(cell.label, keep_newlines=False) if cell.position is not None else ""
+    return StudentCell(index=cell.index, message=student_text(message), label=label, status=cell.status)
 
 
 def _submission_message(report: SubmissionReport) -> str:
     if report.status == "grader_error":
         return GRADER_PROBLEM  # its text names hidden-test files and can hold hidden-test values
-    return student_text(report.message)
+    return student_text(relabel(report.message, cell_labels(report)))
 
 
 def student_view(report: SubmissionReport, policy: FeedbackPolicy, tests: TestsRun = "hidden") -> StudentReport:
@@ -272,11 +368,8 @@ def student_view(report: SubmissionReport, policy: FeedbackPolicy, tests: TestsR
     """
     own_errors = tests == "visible" or policy.show_student_errors
     own_output = tests == "visible" or policy.show_output
-    cells = [
-        StudentCell(index=cell.index, message=student_text(cell.message if own_errors else _load_error(cell.message)))
-        for cell in report.cells
-        if not cell.ok
-    ]
+    labels = cell_labels(report)
+    cells = [_cell_view(cell, own_errors, labels) for cell in report.cells if not cell.ok]
     return StudentReport(
         assignment=sanitize_text(report.assignment, keep_newlines=False),
         submission_id=sanitize_text(report.submission.id, keep_newlines=False),
@@ -284,9 +377,10 @@ def student_view(report: SubmissionReport, policy: FeedbackPolicy, tests: TestsR
         message=_submission_message(report),
         score=report.score,
         max_score=report.max_score,
-        tests=[_test_view(test, own_errors) for test in report.tests],
+        tests=[_test_view(test, own_errors, report) for test in report.tests],
         failing_cells=cells,
-        warnings=[student_text(w, 500) for w in report.warnings],
+        tests_run=tests,
+        warnings=[student_text(relabel(w, labels), 500) for w in report.warnings],
         output=student_text(report.output, 20_000) if own_output else "",
         output_withheld=bool(report.output) and not own_output,
         wall_s=report.resources.wall_s,

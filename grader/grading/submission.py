@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.grading.report import printable, valid_text
+from grader.grading.report import cell_label, first_code_line, printable, valid_text
 
 MAX_SUBMISSION_BYTES = 20 * 1024 * 1024
 # No notebook Jupyter writes comes near this; nbformat's validator recurses on depth (issue 11).
@@ -35,6 +35,30 @@ class Cell:
 
     index: int = field(metadata={"description": "0-based position among all notebook cells."})
     source: str = field(metadata={"description": "Python source to execute."})
+    position: int | None = field(default=None, metadata={"description": "1-based position among code cells."})
+    execution_count: int | None = field(default=None, metadata={"description": "In [n] of the saved notebook."})
+    first_line: str = field(default="", metadata={"description": "First non-blank line as the student wrote it."})
+    defines: tuple[str, ...] = field(default=(), metadata={"description": "Top-level def and class names."})
+
+    @property
+    def label(self) -> str:
+        """The name a student can find: ``code cell 4 (In [5], "def f(x):")`` (issue 13)."""
+        return cell_label(self.index, self.position, self.execution_count, self.first_line)
+
+
+# Top-level definitions, found by a pattern and not by the parser: a cell with a SyntaxError still
+# says which functions it was meant to define (issue 13: "relu_forward is defined in code cell 4").
+_DEFINITION = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def defined_names(source: str) -> tuple[str, ...]:
+    """Names of the functions and classes a cell's source defines at its top level, in order."""
+    return tuple(dict.fromkeys(_DEFINITION.findall(source)))
+
+
+def _execution_count(cell: dict[str, Any]) -> int | None:
+    count = cell.get("execution_count")
+    return count if type(count) is int and 0 <= count < 10**9 else None
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,8 @@ def _rewrite_line(line: str, cell_index: int, notes: list[str]) -> str:
     if stripped.startswith("%") and not stripped.startswith("%%"):
         name, _, rest = stripped[1:].partition(" ")
         if name in _CODE_LINE_MAGICS and rest.strip():
-            return f"{indent}{rest.strip()}"
+            statement = _timeit_statement(rest) if name == "timeit" else rest.strip()
+            return f"{indent}{statement or 'pass'}"
         if name not in _IGNORED_LINE_MAGICS:
             notes.append(f"cell {cell_index}: magic %{name} is not supported and was skipped")
         return f"{indent}pass"
@@ -72,14 +97,28 @@ def _rewrite_line(line: str, cell_index: int, notes: list[str]) -> str:
     return line
 
 
+# %timeit's options, the ones that take a value first: -n 10 -r 3 -p 3, then the flags -t -c -q -o.
+_TIMEIT_OPTIONS = re.compile(r"^(?:\s*-[nrp]\s*\d+|\s*-[tcqo]\b)*\s*")
+
+
+def _timeit_statement(rest: str) -> str:
+    """The statement of ``%timeit [options] statement``: run once, as in a plain kernel (issue 13)."""
+    return _TIMEIT_OPTIONS.sub("", rest, count=1).strip()
+
+
 def rewrite_ipython(source: str, cell_index: int, notes: list[str]) -> str:
-    """Turn a notebook cell into plain Python: emulate a small allow-list, skip the rest."""
+    """Turn a notebook cell into plain Python: emulate a small allow-list, skip the rest.
+
+    Every line stays on its line, so a line number in an error is the line the student sees.
+    """
     lines = source.splitlines()
     first = lines[0].strip() if lines else ""
     if first.startswith("%%"):
-        name = first[2:].split(" ", 1)[0]
+        name, _, rest = first[2:].partition(" ")
         if name in _CODE_CELL_MAGICS:
-            lines = lines[1:]
+            # %%timeit's first line may hold a setup statement after the options: it runs first.
+            setup = _timeit_statement(rest) if name == "timeit" else ""
+            lines = [setup or "pass", *lines[1:]]
         else:
             notes.append(f"cell {cell_index}: cell magic %%{name} is not supported; the cell was skipped")
             return ""
@@ -183,16 +222,28 @@ def _notebook_cells(text: str, name: str, notes: list[str]) -> list[Cell]:
         if not isinstance(source, str):
             raise InvalidSubmission(f"{name}: cell {index} has no readable source")
         source = _valid_source(source, index, notes)
-        cells.append(Cell(index=index, source=rewrite_ipython(source, index, notes)))
+        cells.append(
+            Cell(
+                index=index, source=rewrite_ipython(source, index, notes), position=len(cells) + 1,
+                execution_count=_execution_count(cell), first_line=first_code_line(source),
+                defines=defined_names(source),
+            )
+        )  # fmt: skip
     return cells
 
 
 def _python_cells(text: str) -> list[Cell]:
     """A .py file is one cell, or several when it uses the '# %%' percent-format markers."""
+    # No Jupyter cells here: a cell keeps its name "cell N", the N-th `# %%` section (0: the whole
+    # file, or what comes before the first marker), and gets no position or In [n].
     parts = re.split(r"^# %%.*$", text, flags=re.MULTILINE)
     if len(parts) == 1:
-        return [Cell(index=0, source=text)]
-    return [Cell(index=i, source=part) for i, part in enumerate(parts) if part.strip()]
+        return [Cell(index=0, source=text, first_line=first_code_line(text), defines=defined_names(text))]
+    return [
+        Cell(index=i, source=part, first_line=first_code_line(part), defines=defined_names(part))
+        for i, part in enumerate(parts)
+        if part.strip()
+    ]
 
 
 def load_submission(path: Path, submission_id: str | None = None) -> Submission:

@@ -13,11 +13,13 @@ import io
 import os
 import random
 import sys
+import time
 import traceback
 import types
 from typing import Any
 
-from grader.inside import rpc
+from grader.inside import jupyter_builtins, rpc
+from grader.inside.alarm import CellAlarm
 
 STUDENT_MODULE = "submission"
 PROBES_MODULE = "probes"
@@ -69,21 +71,36 @@ def seed_everything(seed: int, threads: int) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def _student_frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    return [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(("<cell", "<probes"))]
+
+
+def _where(frames: list[traceback.FrameSummary]) -> str:
+    """`` (in cell 3, line 5, in forward)``: the innermost line of the student's own code."""
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (in {last.filename.strip('<>')}, line {last.lineno}, in {last.name})"
+
+
 def describe_exception(exc: BaseException) -> dict[str, Any]:
     """Type, message and the student's own frames, trimmed for a report."""
-    frames = [
-        frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.startswith(("<cell", "<probes"))
-    ]
-    where = ""
-    if frames:
-        last = frames[-1]
-        where = f" (in {last.filename.strip('<>')}, line {last.lineno}, in {last.name})"
+    frames = _student_frames(exc)
     lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
+    text, where = str(exc), _where(frames)
+    if isinstance(exc, SyntaxError) and str(exc.filename).startswith("<cell ") and exc.lineno:
+        # "'(' was never closed (<cell 8>, line 5)": the cell's line, named as every other one is
+        text, where = str(exc.msg), f" (in {str(exc.filename).strip('<>')}, line {exc.lineno}, in <module>)"
     return {
         "exc_type": type(exc).__name__,
-        "message": f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE_CHARS] + where,
+        "message": f"{type(exc).__name__}: {text}"[:MAX_MESSAGE_CHARS] + where,
         "traceback": "".join(lines)[-MAX_MESSAGE_CHARS:],
     }
+
+
+# The reply's exc_type when a call names a function the module does not define: the grader words
+# it ("the submission does not define f: ..."), the same for visible and hidden tests (issue 13).
+NOT_DEFINED = "grader.NotDefined"
 
 
 class Worker:
@@ -94,6 +111,7 @@ class Worker:
         self.module = types.ModuleType(STUDENT_MODULE)
         self.probes: types.ModuleType | None = None
         self.seed, self.threads = 0, 1
+        self.alarm = CellAlarm()
 
     def reply(self, request_id: int, value: Any = None, **fields: Any) -> None:
         header = {"id": request_id, "ok": "kind" not in fields, **fields}
@@ -103,7 +121,8 @@ class Worker:
             frame = rpc.encode_frame({"id": request_id, "ok": False, "kind": "invalid", "message": str(exc)})
         rpc.write_all(self.rpc_out, frame)
 
-    def load(self, request: dict[str, Any]) -> Any:
+    def setup(self, request: dict[str, Any]) -> None:
+        """Before the first cell: preloads, seeds, the GPU cap, Jupyter's built-ins."""
         for name in request.get("preload", []):
             importlib.import_module(name)
         self.seed, self.threads = int(request.get("seed", 0)), int(request.get("threads", 1))
@@ -113,22 +132,51 @@ class Worker:
 
             apply_gpu_memory_cap_in_worker()
         sys.modules[STUDENT_MODULE] = self.module
-        outcomes = []
-        for cell in request["cells"]:
-            outcomes.append(self.run_cell(cell["index"], cell["source"]))
-        if request.get("probes_source") is not None:
-            self.probes = types.ModuleType(PROBES_MODULE)
-            code = compile(request["probes_source"], "<probes>", "exec")
-            exec(code, self.probes.__dict__)
-        return {"cells": outcomes, "names": sorted(k for k in vars(self.module) if not k.startswith("_"))}
+        jupyter_builtins.install(self.module)
 
-    def run_cell(self, index: int, source: str) -> dict[str, Any]:
+    def load_probes(self, source: str) -> None:
+        self.probes = types.ModuleType(PROBES_MODULE)
+        exec(compile(source, "<probes>", "exec"), self.probes.__dict__)
+
+    def load(self, request: dict[str, Any]) -> Any:
+        """The whole notebook in one request (``grader doctor``); the grader loads cell by cell."""
+        self.setup(request)
+        budget = request.get("cell_budget_s")
+        outcomes = [self.run_cell(cell["index"], cell["source"], budget) for cell in request["cells"]]
+        if request.get("probes_source") is not None:
+            self.load_probes(request["probes_source"])
+        return {"cells": outcomes, "names": self.names()["names"]}
+
+    def names(self) -> dict[str, list[str]]:
+        """Public names of the module, and the functions and classes its own cells defined."""
+        names = sorted(k for k in vars(self.module) if not k.startswith("_"))
+        own = [
+            k for k in names if callable(v := vars(self.module)[k]) and getattr(v, "__module__", "") == STUDENT_MODULE
+        ]
+        return {"names": names, "functions": own}
+
+    def run_cell(self, index: int, source: str, budget_s: float | None = None) -> dict[str, Any]:
+        """Run one cell under its time budget; how it ended is data, never a failed request."""
+        started = time.monotonic()
+        outcome: dict[str, Any] = {"index": index, "ok": True, "status": "ok"}
         try:
             code = compile(source, f"<cell {index}>", "exec")
-            exec(code, self.module.__dict__)
+            self.alarm.arm(budget_s)
+            try:
+                exec(code, self.module.__dict__)
+            finally:
+                self.alarm.disarm()
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit too
-            return {"index": index, "ok": False, **describe_exception(exc)}
-        return {"index": index, "ok": True}
+            self.alarm.disarm()  # again: an interrupt may have landed inside the finally above
+            if self.alarm.fired:
+                outcome = {"index": index, "ok": False, "status": "timeout", "where": _where(_student_frames(exc))}
+            else:
+                outcome = {"index": index, "ok": False, "status": "error", **describe_exception(exc)}
+        else:
+            if self.alarm.fired:  # the cell caught the interrupt and ended on its own
+                outcome = {"index": index, "ok": False, "status": "timeout", "where": "", "caught": True}
+        outcome["duration_s"] = round(time.monotonic() - started, 4)
+        return outcome
 
     def call(self, request: dict[str, Any]) -> Any:
         args, kwargs = request["value"]
@@ -140,7 +188,7 @@ class Worker:
         else:
             function = getattr(self.module, request["name"], None)
             if function is None or not callable(function):
-                raise NameError(f"the submission defines no function {request['name']!r}")
+                raise _NotDefined(request["name"])
         seed_everything(self.seed, self.threads)
         return function(*args, **kwargs)
 
@@ -154,12 +202,9 @@ class Worker:
             if op == "exit":
                 return
             try:
-                if op == "load":
-                    result = self.load(request["value"])
-                elif op == "has":
-                    result = callable(getattr(self.module, request["name"], None))
-                else:
-                    result = self.call(request)
+                result = self.handle(op, request)
+            except _NotDefined as exc:
+                self.reply(request_id, kind="error", exc_type=NOT_DEFINED, message=f"not defined: {exc.name}")
             except MemoryError as exc:
                 self.reply(request_id, kind="memory", **describe_exception(exc))
             except RuntimeError as exc:  # CUDA out of memory arrives as a RuntimeError subclass
@@ -169,6 +214,28 @@ class Worker:
                 self.reply(request_id, kind="error", **describe_exception(exc))
             else:
                 self.reply(request_id, result)
+
+    def handle(self, op: Any, request: dict[str, Any]) -> Any:
+        value: Any = request.get("value")
+        if op == "load":
+            return self.load(value)
+        if op == "setup":
+            return self.setup(value)
+        if op == "cell":
+            return self.run_cell(int(value["index"]), str(value["source"]), value.get("budget_s"))
+        if op == "probes":
+            return self.load_probes(str(value))
+        if op == "names":
+            return self.names()
+        if op == "has":
+            return callable(getattr(self.module, request["name"], None))
+        return self.call(request)
+
+
+class _NotDefined(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
 
 
 class Zygote:

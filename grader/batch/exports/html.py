@@ -65,8 +65,9 @@ FEEDBACK = _ENV.from_string("""<!DOCTYPE html>
 <td>{{ '%g' % t.score }} / {{ '%g' % t.max_score }}</td>
 <td>{% if t.details_hidden %}<em>{{ t.message }}</em>{% else %}{{ t.message }}{% endif %}</td></tr>
 {% endfor %}</tbody></table>
-{% if v.failing_cells %}<h2>Cells that raised</h2><ul>
-{% for c in v.failing_cells %}<li>cell {{ c.index }}: <code>{{ c.message }}</code></li>{% endfor %}</ul>{% endif %}
+{% if v.failing_cells %}<h2>Cells that did not run to their end</h2><ul>
+{% for c in v.failing_cells %}<li>{{ c.label or ('cell %d' % c.index) }}: <code>{{ c.message }}</code></li>
+{% endfor %}</ul>{% endif %}
 {% if v.warnings %}<h2>Warnings</h2><ul>{% for w in v.warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
 <h2>Resources</h2><p>wall time {{ '%.2f' % v.wall_s }} s
 {% if v.cpu_s is not none %}· CPU {{ '%.2f' % v.cpu_s }} s{% endif %}
