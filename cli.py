@@ -283,31 +283,37 @@ def _run_batch(
 
 @main.command()
 @click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--assignment", "assignment_name", help="Assignment name, when it cannot be inferred.")
+@click.option("--assignment", "assignment_name", help="Assignment name or folder, when it cannot be inferred.")
 @click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
-def check(notebook: Path, assignment_name: str | None, course_dir: Path | None) -> None:
-    """Run the visible tests on your NOTEBOOK and explain what to fix."""
+@click.option(
+    "--sandbox",
+    type=click.Choice(["auto", "bwrap", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: bubblewrap where it works, else a plain subprocess (your own code on your own machine).",
+)
+@click.option("--details", "-v", is_flag=True, help="Print every message whole, not only its first line.")
+@click.option("-k", "keyword", metavar="EXPR", help="Run only the practice checks matching EXPR (as pytest -k).")
+def check(
+    notebook: Path, assignment_name: str | None, course_dir: Path | None, sandbox: str, details: bool,
+    keyword: str | None,
+) -> None:  # fmt: skip
+    """Run the practice checks (visible tests) on your NOTEBOOK and explain what to fix."""
     from grader.batch.console import print_student_view
-    from grader.doctor import probe_sandbox
-    from grader.grading.pipeline import grade as grade_one
-    from grader.settings import GradeSettings
-    from grader.student.check import check_view, find_assignment_for
+    from grader.student.check import NO_SANDBOX_NOTE, choose_sandbox, find_assignment_for, run_check
 
     console = _console()
     try:
         loaded = find_assignment_for(notebook, assignment_name, course_dir)
+        mode = choose_sandbox(sandbox)
+        if mode == "none" and sandbox == "auto":
+            console.print(f"[dim]{NO_SANDBOX_NOTE}[/dim]")
+        result = run_check(notebook, loaded, mode, keyword)
     except GraderError as exc:
         raise CliError(exc) from None
-    sandbox = "bwrap" if probe_sandbox("bwrap").ok else "none"
-    if sandbox == "none":
-        console.print("[dim]note: no sandbox available here; your own code runs as a plain subprocess[/dim]")
-    report = grade_one(notebook, loaded, GradeSettings(sandbox=sandbox, tests="visible"))
-    view = check_view(report, loaded)  # everything the student reads comes from the student view
-    print_student_view(console, view)
-    if view.status == "graded" and view.score == view.max_score:
-        console.print("[green]All visible tests pass.[/green] Hidden tests decide the grade.")
-    if view.status == "grader_error":
-        sys.exit(EXIT_GRADER_ERROR)
+    print_student_view(console, result.view, details=details, notes=result.notes)  # only the student view
+    if result.exit_code:
+        sys.exit(result.exit_code)
 
 
 @main.command()
@@ -473,7 +479,7 @@ def _reexport(out_dir: Path) -> None:
 )
 @click.option("--course", "course_dir", type=click.Path(path_type=Path, file_okay=False))
 def release_command(assignment: str, out_dir: Path, course_dir: Path | None) -> None:
-    """Write the student bundle of ASSIGNMENT: template, visible tests, public assignment.toml."""
+    """Write the student bundle of ASSIGNMENT: template, visible tests, public spec, README, the checker's wheel."""
     from grader.authoring.release import release
     from grader.grading.spec import load_assignment
 
@@ -481,7 +487,7 @@ def release_command(assignment: str, out_dir: Path, course_dir: Path | None) -> 
         target = release(load_assignment(assignment, course_dir), out_dir)
     except GraderError as exc:
         raise CliError(exc) from None
-    _console().print(f"released {assignment} to {target}/")
+    _console().print(f"released {assignment} to {target}/ (students start with its README.md)")
 
 
 @main.command()

@@ -22,6 +22,9 @@ _LAZY = {
     "SubmissionReport": "grader.grading.report",
     "AssignmentSpec": "grader.grading.spec",
     "load_assignment": "grader.grading.spec",
+    # In a notebook cell: `from grader import check; check()` (issue 13). Lazy like the rest: the box
+    # imports this file and must never pay for (or be able to reach) the student side.
+    "check": "grader.student.jupyter",
 }
 
 # Module paths before the subpackages (issue 12). Course repositories and scripts may import them;

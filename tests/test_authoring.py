@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -12,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import cli
+import grader
 from grader.authoring.calibrate import calibrate, propose
 from grader.authoring.release import release, strip_solution
 from grader.authoring.verify import verify_assignment
@@ -56,6 +58,28 @@ def solution_lines(notebook_path: Path) -> list[str]:
     return [line for line in inside_lines if line not in outside_lines]
 
 
+def released_texts(target: Path) -> list[str]:
+    """Every file of a release as text. The checker's wheel must hold the engine exactly as installed
+    (byte for byte, so nothing of the course can hide in it) and its metadata, which is scanned too."""
+    texts = []
+    package = Path(grader.__file__).resolve().parent
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        if path.suffix != ".whl":
+            texts.append(path.read_text())
+            continue
+        with zipfile.ZipFile(path) as wheel:
+            for name in wheel.namelist():
+                data = wheel.read(name)
+                if name.startswith("grader/"):
+                    assert data == (package / name.removeprefix("grader/")).read_bytes(), f"{name} is not the engine's"
+                elif name == "cli.py":
+                    assert data == Path(cli.__file__).read_bytes()
+                else:
+                    assert name.startswith("dl_grader-0.1.0.dist-info/"), f"{name} does not belong in the wheel"
+                    texts.append(data.decode())
+    return texts
+
+
 REPO_ASSIGNMENTS = sorted(
     p.parent.name for p in (Path(__file__).resolve().parent.parent / "assignments").glob("*/assignment.toml")
 )
@@ -65,7 +89,7 @@ REPO_ASSIGNMENTS = sorted(
 def test_release_never_leaks_solutions_or_hidden_tests(repo_course, tmp_path, name):
     assignment = load_assignment(repo_course / "assignments" / name)
     target = release(assignment, tmp_path / "release")
-    released = "\n".join(p.read_text() for p in sorted(target.rglob("*")) if p.is_file())
+    released = "\n".join(released_texts(target))
     secrets = solution_lines(assignment.solutions_dir / assignment.spec.notebook)
     assert secrets, "the solution should have solution blocks"
     template_code = "\n".join(

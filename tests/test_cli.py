@@ -86,7 +86,10 @@ def test_check_runs_visible_tests_with_friendly_output(make_course, tmp_path, sa
     notebook.write_text("def add(a, b):\n    return a + b\n")
     result = invoke("check", str(notebook))
     assert result.exit_code == 0, result.output
-    assert "test_add_visible" in result.output and "All visible tests pass." in result.output
+    assert "passed  test_add_visible" in result.output
+    text = " ".join(result.output.split())
+    assert "They are not your grade: the hidden tests decide it." in text  # issue 13: never mistaken for one
+    assert "All practice checks pass. The hidden tests decide the grade." in text
 
 
 SHOUTS = """
@@ -119,6 +122,53 @@ def test_check_shows_the_students_own_errors_with_no_raw_escape_sequences(make_c
     # visible tests: the inputs are the student's own, so the exception's text and absolute errors are shown
     assert "ValueError: bad 3\\x1b]0;owned\\x07\\x1b[6n (in cell 0, line 2, in shout)" in result.output
     assert "double(x): 1 of 1 entries are wrong (largest absolute error 100;" in result.output
+
+
+MISSING_AND_LONG = """
+from grader.testing import points
+
+@points(1)
+def test_a_function_the_notebook_lacks(submission):
+    submission.relu_forward(1)
+
+@points(1)
+def test_with_a_long_name_that_would_not_fit_in_eighty_columns_of_a_terminal(submission):
+    assert submission.add(1, 1) == 3, "add(1, 1) is wrong: " + "this message goes on for a while " * 6 + "THE END"
+"""
+
+
+def test_the_same_fault_reads_the_same_in_check_and_in_grade(make_course, tmp_path, sandbox_mode):
+    """Issue 13: a missing function is one status and one sentence, wherever the student reads it."""
+    course = make_course(MISSING_AND_LONG)
+    (course / "assignments" / "toy" / "tests" / "test_visible.py").write_text(MISSING_AND_LONG)
+    notebook = course / "assignments" / "toy" / "toy.py"
+    notebook.write_text("def add(a, b):\n    return a + b\n")
+    missing = "the submission does not define relu_forward: check that the cell defining it runs without an error"
+    result = CliRunner().invoke(cli.main, ["check", str(notebook)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"FAILED test_a_function_the_notebook_lacks {missing} (no cell of the notebook defines relu_forward)" in text
+    # at 80 columns nothing is cut: the long name and the whole first line of the message wrap
+    assert "test_with_a_long_name_that_would_not_fit_in_eighty_columns_of_a_terminal" in text
+    assert "this message goes on for a while THE END" in text
+    out = tmp_path / "out"
+    assert invoke("grade", "toy", str(notebook), "--out", str(out), "--course", str(course)).exit_code == 0
+    graded = json.loads((out / "toy.json").read_text())["tests"][0]
+    assert (graded["status"], graded["message"]) == ("failed", missing)
+    feedback = " ".join((out / "export" / "feedback" / "toy.html").read_text().split())
+    assert f"{missing} (no cell of the notebook defines relu_forward)" in feedback
+
+
+def test_check_says_when_the_notebook_uses_what_is_forbidden(make_course, tmp_path, sandbox_mode):
+    course = make_course(HIDDEN)
+    (course / "assignments" / "toy" / "tests" / "test_visible.py").write_text(VISIBLE)
+    notebook = course / "assignments" / "toy" / "toy.py"
+    notebook.write_text("import torch\n\ndef add(a, b):\n    return a + b\n")
+    result = CliRunner().invoke(cli.main, ["check", str(notebook), "-v"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    reason = "every test scores 0: the notebook uses what this assignment forbids: import of torch (cell 0, line 1)"
+    assert result.output.count(reason) == 2  # the report's one reason, and the test's
+    assert "FAILED  test_add_visible" in result.output and "not graded" not in result.output
 
 
 def test_doctor_reports_the_sandbox(sandbox_mode):
