@@ -6,6 +6,7 @@ import copy
 import json
 import re
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -178,11 +179,10 @@ names contain `{example}`.
 
 {practice}
 - Every cell that raised, was stopped or did not run, named as Jupyter shows it: its position among the
-  code cells, `In [n]` if you saved the notebook after running it, and its first line. Each cell may
-  run for {cell_limit} when your notebook loads, all cells together for {load_s:g} s; a cell that takes
-  longer is stopped and the next cells still run, so a slow demo at the end costs you nothing but its
-  own output.
-- Whether the notebook uses what the assignment forbids ({forbidden}); if it does, every test scores 0.
+  code cells, `In [n]` if you saved the notebook after running it, and its first line.
+{time_limits}
+- Whether the notebook uses what the assignment forbids ({forbidden}); if it does, every test
+  scores 0.
 - **It is not your grade.** The grade comes from hidden tests that try more cases (other shapes, large
   and small values, training). Passing every practice check does not mean full marks; failing one
   means that something is wrong.
@@ -191,7 +191,7 @@ names contain `{example}`.
 """
 _PRACTICE = (
     "- Each practice check in `tests/` (open them to see the inputs), passed or what is wrong; a function\n"
-    "  you have not written yet fails with `NotImplementedError`."
+    "  you have not written yet fails as `not implemented yet`."
 )
 _NO_PRACTICE = (
     "- This assignment has no practice checks: the check loads your notebook and says which functions it\n"
@@ -201,14 +201,41 @@ _NO_PRACTICE = (
 
 def student_readme(assignment: Assignment, wheel: str, functions: list[str], practice: bool) -> str:
     """The bundle's README.md: install (one command), check (one command), what the check says."""
-    spec, limits = assignment.spec, assignment.spec.limits
+    spec = assignment.spec
     forbidden = spec.static.forbidden_imports + spec.static.forbidden_calls
-    cell_limit = f"{limits.cell_timeout_s:g} s" if limits.cell_timeout_s else "the whole notebook's time"
     return _README.format(
         title=spec.title, notebook=spec.notebook, wheel=wheel, preload=", ".join(spec.preload) or "none",
         example=functions[0] if functions else "my_function", practice=_PRACTICE if practice else _NO_PRACTICE,
-        cell_limit=cell_limit, load_s=limits.load_timeout_s, forbidden=", ".join(forbidden) or "nothing here",
+        time_limits=_time_limits(assignment), forbidden=", ".join(forbidden) or "nothing here",
     )  # fmt: skip
+
+
+def _time_limits(assignment: Assignment) -> str:
+    """What the README says of the load's time limits, as the check and the grading apply them."""
+    limits = assignment.spec.limits
+    relative = limits.relative.load if limits.relative is not None else None
+    graded = ""
+    if relative is not None:  # graded under limits measured on the grading machine (issue 20)
+        graded = (
+            f" (when graded: {relative.factor:g}x the reference solution's time, {relative.min_s:g} to "
+            f"{relative.max_s:g} s)"
+        )
+    slow = (
+        'keep slow demos (training for minutes) at the end, or under `if __name__ == "__main__":`, which runs '
+        "in Jupyter and not when checked or graded."
+    )
+    if limits.cell_timeout_s is None:
+        text = (
+            f"When the notebook loads, all cells together may run for {limits.load_timeout_s:g} s{graded}; a cell "
+            f"still running then is stopped and the cells after it do not run: {slow}"
+        )
+    else:
+        text = (
+            f"When the notebook loads, each cell may run for {limits.cell_timeout_s:g} s and all cells together "
+            f"for {limits.load_timeout_s:g} s{graded}; a cell that takes longer is stopped and the cells after it "
+            f"still run. Even so, {slow}"
+        )
+    return textwrap.fill(text, width=100, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
 
 
 # ------------------------------------------------------------------ the checker as a wheel
