@@ -271,7 +271,7 @@ def _run_batch(
             print_report(console, report)
     if do_export:
         written = write_exports(out_dir, policy=loaded.spec.feedback)
-        console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}")
+        console.print(f"exports: {', '.join(str(p.relative_to(out_dir)) for p in written)}", soft_wrap=True)
     print_batch_summary(console, summary, out_dir)
     if do_export:
         _similarity_section(console, loaded, out_dir)

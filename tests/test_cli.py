@@ -175,5 +175,5 @@ def test_doctor_reports_the_sandbox(sandbox_mode):
     result = invoke("doctor")
     assert result.exit_code == 0, result.output
     assert "sandbox        bwrap box started and answered" in result.output
-    assert "syscall filter seccomp installed: 38 calls denied" in result.output
+    assert "syscall filter seccomp installed: 48 calls denied" in result.output
     assert "uid mapping    box uid 65534 -> host uid" in result.output

@@ -230,3 +230,15 @@ def test_the_uid_sandbox_refuses_hidden_tests_other_users_can_read(make_course, 
     assert result.exit_code == 4, result.output
     assert "is readable by other users, so student code running as uid" in " ".join(result.output.split())
     assert not layout.results_json.exists()
+
+
+def test_a_submission_that_links_to_the_hidden_tests_is_not_read(make_course, tmp_path, gradescope_root):
+    # The grader reads the upload as root: a link must never be followed (review finding).
+    course = _course(make_course)
+    layout = _install(_bundle(course, tmp_path), gradescope_root)
+    hidden = layout.course / "autograde_tests" / "toy" / "test_toy.py"
+    (layout.submission / "toy.ipynb").symlink_to(hidden)
+    assert run_gradescope(layout, "toy", ["bwrap"]) is None
+    results = json.loads(layout.results_json.read_text())
+    assert results["score"] == 0.0 and "found: no notebook or .py file" in results["output"]
+    assert "points" not in layout.results_json.read_text()

@@ -121,3 +121,21 @@ def test_folders_of_dead_ray_workers_are_swept(tmp_path):
     unrelated.mkdir()
     assert sweep_dead_scratch(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "notes"])
+
+
+def test_a_scratch_root_made_by_someone_else_is_refused(tmp_path, monkeypatch):
+    import tempfile
+
+    import pytest
+
+    from grader.batch.ray_executor import scratch_root
+    from grader.errors import SandboxFailure
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    squatted = tmp_path / f"grader-ray-{os.getuid()}"
+    squatted.mkdir(mode=0o777)
+    squatted.chmod(0o777)
+    with pytest.raises(SandboxFailure, match="is not a private folder of this user"):
+        scratch_root()
+    squatted.chmod(0o700)
+    assert scratch_root() == squatted

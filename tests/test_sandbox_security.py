@@ -118,7 +118,11 @@ CALLS = {
     "mount": (165, (0, 0, 0, 0, 0), errno.EPERM),
     "socket(AF_VSOCK)": (41, (40, 1, 0, 0, 0), errno.EAFNOSUPPORT),
     "socket(AF_NETLINK)": (41, (16, 3, 0, 0, 0), errno.EAFNOSUPPORT),
-    "flock": (73, (0, 2, 0, 0, 0), errno.EPERM),
+    "shmget": (29, (0, 4096, 0o1600, 0, 0), errno.EPERM),
+    "mq_open": (240, (0, 0, 0, 0, 0), errno.EPERM),
+    "kcmp": (312, (0, 0, 0, 0, 0), errno.EPERM),
+    "clone(CLONE_NEWUSER)": (56, (0x10000000 | 17, 0, 0, 0, 0), errno.EPERM),
+    "clone3": (435, (0, 0, 0, 0, 0), errno.ENOSYS),
 }
 
 def probe():
@@ -135,9 +139,16 @@ def probe():
         mode = [line.split()[1] for line in f if line.startswith("Seccomp:")]
     if mode != ["2"]:
         problems.append(f"Seccomp mode {mode}, expected 2 (filter)")
-    import socket
+    import fcntl, socket, subprocess, threading, tempfile
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         pass
+    with tempfile.TemporaryFile() as f:  # flock stays: filelock (torch.compile's caches) needs it
+        fcntl.flock(f, fcntl.LOCK_EX)
+    worker = threading.Thread(target=lambda: None)  # threads: clone without namespace flags
+    worker.start()
+    worker.join()
+    if subprocess.run(["/bin/true"]).returncode != 0:  # fork and exec still work
+        problems.append("could not run /bin/true")
     product = np.arange(12.0).reshape(3, 4) @ np.ones((4, 2))
     if product.sum() != 132.0:
         problems.append("numpy computed a wrong product")

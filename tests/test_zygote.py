@@ -121,7 +121,11 @@ def test_a_submission_cannot_kill_the_zygote(make_course, tmp_path, sandbox_mode
     # The zygote is the box's PID 1 (bwrap --as-pid-1): the kernel drops signals sent to a
     # namespace's init from inside it, SIGKILL included, so the next submission reuses it.
     course = make_course(HIDDEN)
-    killer = "import os, signal\ndef leftovers():\n    return []\ndef leave():\n    os.kill(1, signal.SIGKILL)\n"
+    killer = (
+        "import os, signal\ndef leftovers():\n    return []\ndef leave():\n"
+        "    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # SIGINT: Python's handler, ignored\n"
+        "        os.kill(1, sig)\n"
+    )
     report = run(course, tmp_path, "killer", killer, provider)
     assert report.status == "graded"
     assert [t.status for t in report.tests] == ["passed", "passed"]

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.batch.executors import Job, grader_error_report
+from grader.errors import SandboxFailure
 from grader.grading.report import SubmissionReport
 from grader.grading.spec import Assignment
 from grader.settings import GradeSettings
@@ -50,6 +52,10 @@ def scratch_root() -> Path:
     """This user's folder for Ray workers' unpacked courses and tasks (0700: nobody else looks in)."""
     root = Path(tempfile.gettempdir()) / f"grader-ray-{os.getuid()}"
     root.mkdir(mode=0o700, exist_ok=True)
+    # Someone else may have made it first in a shared /tmp, to swap our folders for links.
+    info = os.lstat(root)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise SandboxFailure(f"{root} is not a private folder of this user; remove it and rerun")
     return root
 
 

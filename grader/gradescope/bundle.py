@@ -24,10 +24,16 @@ venv=${{GRADESCOPE_GRADER_VENV:-/opt/dl-grader}}
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
+python=python3
+# The grader needs Python 3.11 or newer; Ubuntu 22.04's python3 is 3.10, and its python3.11 works.
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  apt-get install -y -qq python3.11 python3.11-venv >/dev/null
+  python=python3.11
+fi
 # bubblewrap where apt has it; inside Gradescope's container it may still refuse to run, and
 # run_autograder then chooses the uid sandbox explicitly.
 apt-get install -y -qq bubblewrap >/dev/null || echo "setup: bubblewrap not available; the uid sandbox will be used"
-python3 -m venv "$venv"
+"$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 {torch_line}
 "$venv/bin/python" -m pip install -q "$source_dir/grader-src"
@@ -67,7 +73,10 @@ def build_bundle(assignment: Assignment, out_zip: Path) -> Path:
         raise UsageError(f"the grader's source (pyproject.toml) is not next to {GRADER_ROOT / 'grader'}")
     name = assignment.spec.name
     course_root = assignment.assignment_dir.parent.parent
-    torch = '"$venv/bin/python" -m pip install -q "torch==2.13.0"' if "torch" in assignment.spec.preload else ""
+    # The CPU build: PyPI's default torch for Linux pulls several GB of CUDA libraries.
+    torch_index = "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+    torch = f'"$venv/bin/python" -m pip install -q --index-url "{torch_index}" "torch==2.13.0"'
+    torch = torch if "torch" in assignment.spec.preload else ""
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out_zip, "w", zipfile.ZIP_DEFLATED) as archive:
         _add_script(archive, "setup.sh", SETUP_SH.format(torch_line=torch))

@@ -36,11 +36,24 @@ class GradescopeRun:
     results: dict[str, object]
 
 
+MAX_SUBMISSION_BYTES = 50 * 2**20
+
+
+def _plain_file(path: Path, folder: Path) -> bool:
+    """A regular file inside the upload: never a link (the grader reads it as root: a link to the
+    hidden tests or /proc would be graded as student code), never something huge."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    if any(parent.is_symlink() for parent in path.relative_to(folder).parents if parent != Path(".")):
+        return False
+    return path.stat().st_size <= MAX_SUBMISSION_BYTES
+
+
 def find_submission(folder: Path, notebook: str) -> Path:
     """The file named like the assignment's notebook, else the only notebook or .py file."""
-    if (folder / notebook).is_file():
+    if _plain_file(folder / notebook, folder):
         return folder / notebook
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in SUBMISSION_SUFFIXES)
+    found = sorted(p for p in folder.rglob("*") if p.suffix in SUBMISSION_SUFFIXES and _plain_file(p, folder))
     if len(found) == 1:
         return found[0]
     listed = ", ".join(p.name for p in found[:10]) or "no notebook or .py file"
@@ -63,7 +76,8 @@ def choose_sandbox(modes: Sequence[str], assignment: Assignment) -> tuple[str, t
         elif mode == "uid":
             try:
                 uid = uidbox.student_uid()
-                uidbox.check_layout(uid, (assignment.hidden_tests_dir, assignment.solutions_dir), GRADER_PACKAGE_DIR)
+                secrets = (assignment.hidden_tests_dir, assignment.solutions_dir)
+                uidbox.check_layout(uid, secrets, GRADER_PACKAGE_DIR, assignment.data_dir)
             except SandboxUnavailable as exc:
                 skipped.append(f"uid: {exc}")
                 continue

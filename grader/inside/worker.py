@@ -251,6 +251,11 @@ class Zygote:
         self.worker, self.budget, self.output_cap = worker, budget, output_cap
 
     def serve(self) -> None:
+        import signal
+
+        # PID 1 gets only the signals it handles: Python's SIGINT handler would let a child end
+        # the zygote with os.kill(1, SIGINT). Children get the default handler back (child()).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         while True:
             try:
                 request = rpc.read_frame(self.worker.rpc_in)
@@ -289,7 +294,10 @@ class Zygote:
         pid = os.fork()
         if pid == 0:
             self.child(request_id, options)
-        _, status = os.waitpid(pid, 0)
+        while True:  # as PID 1 the zygote also inherits the child's orphans: reap them meanwhile
+            reaped, status = os.waitpid(-1, 0)
+            if reaped == pid:
+                break
         _sweep_sandbox()
         child_exit = {"code": os.waitstatus_to_exitcode(status)}
         rpc.write_all(self.worker.rpc_out, rpc.encode_frame({"id": -1, "ok": False, "child_exit": child_exit}))
@@ -297,7 +305,10 @@ class Zygote:
     def child(self, request_id: int, options: dict[str, Any]) -> None:
         """In the forked child: own limits, own output budget, then one submission."""
         import resource
+        import signal
 
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # not PID 1: the kernel's default applies
         cpu_s = int(options["cpu_s"])
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
         self.budget.remaining = self.output_cap
@@ -365,13 +376,14 @@ def _sweep_sandbox() -> None:
     import time
 
     me = os.getpid()
+    if me != 1:  # kill(-1) below is only ever meant for the box's own PID namespace
+        return
     for _ in range(500):
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
         if not others:
             break
-        for pid in others:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(-1, signal.SIGKILL)  # from the namespace's init: everyone else, forks in flight too
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-1, os.WNOHANG)[0] > 0:
                 pass
@@ -410,6 +422,12 @@ def main() -> None:
     # Before any student code and before the zygote's imports, so every child inherits it.
     from grader.inside import seccomp
 
+    if os.getpid() == 1:
+        # The box's init ignores signals it has no handler for: the soft CPU limit (SIGXCPU) would
+        # pass unnoticed and the hard one end as a crash; exit the way the grader reads as CPU time.
+        import signal
+
+        signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
     worker.reply(0, "ready", seccomp=seccomp.install() or "installed")
     if mode == "zygote":
         Zygote(worker, budget, output_cap).serve()

@@ -54,8 +54,10 @@ def _apply_limits(limits: Limits, cgroup: BoxCgroup | None, mapping: UidMapping)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
     size = limits.file_size_mb * 2**20
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
     if cgroup is None:
+        # Only without a cgroup: RLIMIT_NPROC counts every process of the host uid, not this box's
+        # (the box's bwrap monitor, a box still dying), while pids.max is exact and per box.
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
         memory = limits.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     drop_privileges(mapping)
@@ -110,7 +112,7 @@ class Box:
         self.home: Path | None = None
         if settings.mode == "uid":
             uid = uidbox.student_uid()
-            uidbox.check_layout(uid, settings.secret_dirs, GRADER_PACKAGE_DIR)
+            uidbox.check_layout(uid, settings.secret_dirs, GRADER_PACKAGE_DIR, settings.data_dir)
             self.uid_mapping, self.home = UidMapping(uid), uidbox.make_home(uid)
             env.update(HOME=str(self.home), TMPDIR=str(self.home))
         try:
@@ -125,6 +127,8 @@ class Box:
                 cwd=self.home,
                 preexec_fn=lambda: _apply_limits(settings.limits, self.cgroup, self.uid_mapping),  # noqa: PLW1509 - nothing else runs threads here
             )
+        except OSError as exc:  # EAGAIN from a process limit, a missing interpreter: not the student's
+            raise SandboxFailure(f"the sandbox could not be started: {exc}") from None
         finally:
             os.close(request_r)
             os.close(reply_w)

@@ -11,7 +11,6 @@ root mapping and ``grader doctor`` says why.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import subprocess
@@ -56,18 +55,25 @@ def _drop_to(uid: int) -> None:
     os.setuid(uid)
 
 
-@functools.cache
+_namespaces_work: set[tuple[str, int]] = set()  # successes only: a transient failure is asked again
+
+
 def _user_namespaces_work(bwrap: str, uid: int) -> str:
-    """ "" when ``uid`` may create the box's namespaces, else what bwrap said."""
+    """Empty when ``uid`` may create the box's namespaces, else what bwrap said."""
+    if (bwrap, uid) in _namespaces_work:
+        return ""
     try:
         done = subprocess.run(
             [bwrap, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--", "/bin/true"],
             capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"},
-            preexec_fn=lambda: _drop_to(uid),  # noqa: PLW1509 - the grader has no threads that fork here
+            user=uid, group=uid, extra_groups=[],  # no Python preexec: other threads may be running
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
-    return "" if done.returncode == 0 else (done.stderr.strip() or f"exit code {done.returncode}")
+    if done.returncode != 0:
+        return done.stderr.strip() or f"exit code {done.returncode}"
+    _namespaces_work.add((bwrap, uid))
+    return ""
 
 
 def choose_host_uid(bwrap: str, mounted: list[Path]) -> UidMapping:

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from grader.errors import SandboxUnavailable
-from grader.sandbox.hostuid import _drop_to, readable_by_others
+from grader.sandbox.hostuid import readable_by_others
 
 STUDENT_USER = "grader-student"
 STUDENT_UID_ENV = "GRADER_STUDENT_UID"  # overrides the user's uid (tests, images without useradd)
@@ -48,8 +48,15 @@ def student_uid() -> int:
         ) from None
 
 
-def check_layout(uid: int, secret_dirs: tuple[Path, ...], grader_package: Path) -> None:
+def check_layout(uid: int, secret_dirs: tuple[Path, ...], grader_package: Path, data_dir: Path | None = None) -> None:
     """Refuse to run when the student's user could read the tests, or could not load the worker."""
+    if data_dir is not None:
+        # /data is a bwrap mount; without one the probes would not find it and students would
+        # lose points for it. Not supported yet: a grader error, never a zero.
+        raise SandboxUnavailable(
+            f"this assignment's data folder ({data_dir.name}) is mounted at /data only by bwrap; "
+            "the uid sandbox cannot provide it yet: grade it where bubblewrap runs"
+        )
     for secret in secret_dirs:
         if secret.exists() and readable_by_others(secret):
             raise SandboxUnavailable(
@@ -80,12 +87,21 @@ def make_home(uid: int) -> Path:
     return home
 
 
+KILL_ALL = (
+    "import os, signal, sys\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError:\n    sys.exit(1)\n"
+)
+
+
 def kill_user_processes(uid: int) -> None:
-    """SIGKILL every process of ``uid`` (a double fork escapes a process group, not this)."""
+    """SIGKILL every process of ``uid`` (a double fork escapes a process group, not this).
+
+    kill(-1) as that user reaches only its own processes; run by this Python, not /bin/kill
+    (procps is not on every container image).
+    """
     for _ in range(3):  # processes forked while the first signal was on its way
         done = subprocess.run(
-            ["/bin/kill", "-KILL", "-1"], capture_output=True, timeout=10, env={"PATH": "/usr/bin:/bin"},
-            preexec_fn=lambda: _drop_to(uid),  # noqa: PLW1509 - kill(-1) as that user reaches only its processes
+            [sys.executable, "-I", "-S", "-c", KILL_ALL], capture_output=True, timeout=10,
+            env={"PATH": "/usr/bin:/bin"}, user=uid, group=uid, extra_groups=[],
         )  # fmt: skip
         if done.returncode != 0:  # nothing left to signal
             return
