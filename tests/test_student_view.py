@@ -24,7 +24,7 @@ from rich.console import Console
 
 import grader
 from grader.batch.console import print_report, print_student_view
-from grader.batch.exports import FORMATS, write_exports
+from grader.batch.exports import ALL_FORMATS, FORMATS, write_exports
 from grader.batch.exports.gradescope import gradescope_results
 from grader.batch.gradebook import Gradebook
 from grader.batch.intake import collect
@@ -55,8 +55,10 @@ LIBRARY_FILE = f"{sys.prefix}/lib/python3.11/site-packages/numpy/core/fromnumeri
 ESCAPES = "\x1b]0;owned\x07\x1b[6n\x9b2J\r\u202e"
 RAW_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 FORBIDDEN = [HIDDEN_VALUE, HIDDEN_TEST_MESSAGE, "autograde_tests", GRADER_DIR, "site-packages", "/opt/grader"]
-STUDENT_FACING_FORMATS = {"csv", "junit", "html", "gradescope"}  # html: the feedback pages
-TA_FACING_FILES = {"summary.html"}
+# html: the feedback pages; moodle and canvas: their feedback comments reach students through the LMS.
+STUDENT_FACING_FORMATS = {"csv", "junit", "html", "gradescope", "moodle", "canvas"}
+TA_FACING_FORMATS = {"json"}  # grades.json: the TA's, like summary.html
+TA_FACING_FILES = {"summary.html", "grades.json"}
 
 
 def _test(name: str, status: str, message: str, visible: bool = True, score: float = 0.0) -> ReportedTest:
@@ -140,7 +142,7 @@ def exported_files(tmp_path: Path, reports: list[SubmissionReport], policy: Feed
             book.record(report, f"Student {report.submission.id}", "fingerprint")
     finally:
         book.close()
-    write_exports(out, FORMATS, policy)
+    write_exports(out, ALL_FORMATS, policy)
     return out / "export"
 
 
@@ -154,15 +156,18 @@ def student_console(view_of: SubmissionReport) -> str:
 
 
 def test_every_export_format_is_classified() -> None:
-    assert set(FORMATS) == STUDENT_FACING_FORMATS, "say whether the new export is student-facing, and test it here"
+    assert set(ALL_FORMATS) == STUDENT_FACING_FORMATS | TA_FACING_FORMATS, (
+        "say whether the new export is student-facing, and test it here"
+    )
 
 
 @pytest.mark.parametrize("status", ["graded", "grader_error", "invalid_submission"])
 def test_no_student_facing_export_shows_what_it_must_not(tmp_path: Path, status: str) -> None:
-    export = exported_files(tmp_path, [hostile_report(status)])
+    # A Moodle participant number as well: the worksheet has rows only for those.
+    export = exported_files(tmp_path, [hostile_report(status), hostile_report(status, "12345")])
     files = [p for p in export.rglob("*") if p.is_file() and p.name not in TA_FACING_FILES]
     assert {p.relative_to(export).parts[0] for p in files} == {
-        "gradebook.csv", "junit.xml", "feedback", "gradescope",
+        "gradebook.csv", "junit.xml", "feedback", "gradescope", "moodle-grading-worksheet.csv", "canvas-gradebook.csv",
     }  # fmt: skip
     for path in files:
         for text in decoded_texts(path):
