@@ -37,7 +37,7 @@ EXPECTED_SAMPLES = {
     "broken": (0.0, set()),
 }
 FORBIDDEN_MESSAGE = (
-    "not graded: the submission uses what this assignment forbids: "
+    "every test scores 0: the notebook uses what this assignment forbids: "
     "use of nn.LSTMCell (cell 2, line 8); use of torch.lstm_cell (cell 2, line 13)"
 )
 NO_LSTM_CELL = "the submission does not define LSTMCell: check that the cell defining it runs without an error"
@@ -198,7 +198,8 @@ def test_variant_gets_its_expected_score(repo_course: Path, sandbox_mode: str, n
 def test_forbidden_submission_is_never_run(repo_course: Path, sandbox_mode: str) -> None:
     report = grade_lstm(repo_course, VARIANTS / "uses_nn_lstmcell.py", sandbox_mode)
     assert report.resources.worker_starts == 0
-    assert FORBIDDEN_MESSAGE in report.warnings
+    assert report.message == FORBIDDEN_MESSAGE
+    assert report.warnings == []
 
 
 @pytest.mark.slow
