@@ -12,6 +12,9 @@ Order of application (docs/lms.md): the automatic score, then per-test adjustmen
 ``--set-score`` of the whole submission (an academic-integrity zero is final), kept within 0 and the maximum.
 """
 
+# Over ~400 lines: the log, its application order and the review flags belong together; splitting
+# the flags from the arithmetic would spread one rule over two files.
+
 from __future__ import annotations
 
 import getpass

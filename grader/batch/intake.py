@@ -14,6 +14,8 @@ member and a student named twice are refused with one line each in ``Intake.prob
 the batch goes on.
 """
 
+# Over ~400 lines: every check on untrusted names and archive members is here, in one reading order.
+
 from __future__ import annotations
 
 import os

@@ -18,6 +18,8 @@ A submission that sets out to leak can still encode bits in what stays visible (
 the shape it returns, the line it raises on); what is blocked is the text it controls directly.
 """
 
+# Just over ~400 lines: the one place that decides what a student sees (DESIGN.md); kept whole.
+
 from __future__ import annotations
 
 import functools

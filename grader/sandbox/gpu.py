@@ -1,5 +1,8 @@
 """GPUs for grading: inventory, leases of a device (or a share of one) and what a sandbox needs to see it."""
 
+# Over ~400 lines: inventory, leases and GPU time/memory accounting share GpuDevice; a split is due
+# when the next GPU feature lands.
+
 from __future__ import annotations
 
 import contextlib
