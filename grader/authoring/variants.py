@@ -189,12 +189,10 @@ def check_variant(name: str, expected: VariantExpectation, report: SubmissionRep
         result.failures.append(f"{prefix}: scored full marks ({score:g}): the hidden tests do not catch this bug")
     actual = not_passed(report)
     if expected.not_passed is not None and actual != expected.not_passed:
-        missing = {k: v for k, v in expected.not_passed.items() if actual.get(k) != v}
-        extra = {k: v for k, v in actual.items() if expected.not_passed.get(k) != v}
-        result.failures.append(
-            f"{prefix}: the tests that do not pass differ from not_passed: expected but not so {missing}; "
-            f"so but not expected {extra}"
-        )
+        listed = expected.not_passed
+        differences = [f"{t} is {actual.get(t, 'passed')}, not {v}" for t, v in listed.items() if actual.get(t) != v]
+        differences += [f"{t} is {v}, not in not_passed" for t, v in actual.items() if t not in listed]
+        result.failures.append(f"{prefix}: the tests that do not pass differ from not_passed: {'; '.join(differences)}")
     return result
 
 
