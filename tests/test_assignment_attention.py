@@ -226,9 +226,12 @@ def test_forbidden_uses_are_found_and_never_run(
     report = grade_attention(submission, repo_course, sandbox_mode)
     assert report.resources.worker_starts == 0
     assert report.score == 0.0
-    (warning,) = report.warnings
+    assert report.warnings == []  # one reason, in the report's message and every test's (issue 13)
+    reason = report.message
+    assert reason.startswith("every test scores 0: the notebook uses what this assignment forbids: ")
+    assert {t.message for t in report.tests} == {reason}
     for cell, (_, what) in enumerate(uses, start=1):  # cell 0: the empty text before the first marker
-        assert f"use of {what} (cell {cell}, line 2)" in warning, (what, warning)
+        assert f"use of {what} (cell {cell}, line 2)" in reason, (what, reason)
 
 
 @pytest.mark.slow
