@@ -298,23 +298,39 @@ def _logits(discriminator, points):
     return _expect_tensor(discriminator(points), "the discriminator", (len(points), 1))
 
 
-def _reference_d_gradients(generator, discriminator, real, z):
-    """Gradients of the correct discriminator loss by D's parameters, leaving every .grad alone."""
-    with torch.no_grad():
-        fake = generator(z)
-    loss = -torch.nn.functional.logsigmoid(_logits(discriminator, real)).mean()
-    loss = loss - torch.nn.functional.logsigmoid(-_logits(discriminator, fake)).mean()
-    return torch.autograd.grad(loss, _trainable(discriminator), allow_unused=True, materialize_grads=True)
-
-
-def _reference_g_gradients(generator, discriminator, z):
-    """Gradients of the non-saturating generator loss by G's parameters, leaving every .grad alone."""
-    loss = -torch.nn.functional.logsigmoid(_logits(discriminator, generator(z))).mean()
-    return torch.autograd.grad(loss, _trainable(generator), allow_unused=True, materialize_grads=True)
+def _reference(loss, parameters):
+    """The gradients of `loss` by `parameters`, leaving every .grad alone."""
+    return torch.autograd.grad(loss, parameters, allow_unused=True, materialize_grads=True)
 
 
 def _has_gradient(parameters):
     return any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in parameters)
+
+
+def _finite(*models):
+    return all(bool(torch.isfinite(p).all()) for model in models for p in model.parameters())
+
+
+def _returned(value):
+    """What a step returned, as a float (a number or a one-element tensor), else a description."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach().reshape(()))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return f"a {type(value).__name__}"
+
+
+def _d_loss(generator, discriminator, real, z):
+    """The correct discriminator loss (fakes made without a graph), for the reference gradient."""
+    with torch.no_grad():
+        fake = generator(z)
+    loss = -torch.nn.functional.logsigmoid(_logits(discriminator, real)).mean()
+    return loss - torch.nn.functional.logsigmoid(-_logits(discriminator, fake)).mean()
+
+
+def _g_loss(generator, discriminator, z):
+    """The non-saturating generator loss."""
+    return -torch.nn.functional.logsigmoid(_logits(discriminator, generator(z))).mean()
 
 
 def discriminator_step_effects(module, real, z, z_before):
@@ -331,23 +347,29 @@ def discriminator_step_effects(module, real, z, z_before):
         {k: v.clone() for k, v in discriminator.state_dict().items()},
     )
     g_before, d_before = _snapshot(_trainable(generator)), _snapshot(_trainable(discriminator))
-    gradients = _reference_d_gradients(generator, discriminator, real, z)
-    module.discriminator_step(generator, discriminator, d_optimizer, real, z)
+    gradients = _reference(_d_loss(generator, discriminator, real, z), _trainable(discriminator))
+    with torch.no_grad():
+        loss = _returned(module.discriminator_loss(discriminator(real), discriminator(generator(z))))
+    returned = _returned(module.discriminator_step(generator, discriminator, d_optimizer, real, z))
     d_after = _snapshot(_trainable(discriminator))
     effects = {
+        "returned": returned,
+        "loss_before": loss,
         "d_tensors": len(d_before),
         "d_changed": _changed(d_before, d_after),
         "g_changed": _changed(g_before, _snapshot(_trainable(generator))),
         "g_got_gradient": _has_gradient(_trainable(generator)),
         "alignment": _alignment(d_before, d_after, gradients),
     }
+    finite = _finite(generator, discriminator)
     generator, discriminator, _, d_optimizer = _new_pair(module, start)
-    (-torch.nn.functional.logsigmoid(_logits(discriminator, generator(z_before))).mean()).backward()
+    _g_loss(generator, discriminator, z_before).backward()
     module.discriminator_step(generator, discriminator, d_optimizer, real, z)
     again = _snapshot(_trainable(discriminator))
     effects["same_after_generator_gradients"] = len(again) == len(d_after) and all(
         a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(again, d_after)
     )
+    effects["finite"] = finite and _finite(generator, discriminator)
     return effects
 
 
@@ -357,10 +379,15 @@ def generator_step_effects(module, z):
     z = torch.tensor(z, dtype=torch.float32)
     generator, discriminator, g_optimizer, _ = _new_pair(module)
     g_before, d_before = _snapshot(_trainable(generator)), _snapshot(_trainable(discriminator))
-    gradients = _reference_g_gradients(generator, discriminator, z)
-    module.generator_step(generator, discriminator, g_optimizer, z)
+    gradients = _reference(_g_loss(generator, discriminator, z), _trainable(generator))
+    with torch.no_grad():
+        loss = _returned(module.generator_loss(discriminator(generator(z))))
+    returned = _returned(module.generator_step(generator, discriminator, g_optimizer, z))
     g_after = _snapshot(_trainable(generator))
     return {
+        "returned": returned,
+        "loss_before": loss,
+        "finite": _finite(generator, discriminator),
         "g_tensors": len(g_before),
         "g_changed": _changed(g_before, g_after),
         "d_changed": _changed(d_before, _snapshot(_trainable(discriminator))),

@@ -485,26 +485,64 @@ def step_batch(rng: np.random.Generator, ring: Any) -> tuple[np.ndarray, np.ndar
     return real, noise[0], noise[1]
 
 
+def check_step(reply: Any, step: str, network: str) -> tuple[int, int]:
+    """The conditions without which a step earns nothing; (tensors, changed tensors) of `network`.
+
+    A step must return the loss it computed (the value of the submission's own loss function on
+    the batch, before the step: a wrong loss function costs points in its own test, not here) and
+    leave finite parameters, and it must change its network at all: a step that does nothing, or
+    whose loss is lost, is not partly right (and `grader verify`'s wrong answers get 0 here).
+    """
+    returned = reply["returned"]
+    if type(returned) is str:
+        raise AssertionError(f"{step} should return the loss as a Python float (loss.item()), not {returned}")
+    returned = expect_scalar(returned, f"the loss {step} returned")
+    loss = reply["loss_before"]  # your own loss function on the batch, before the step
+    loss = float("nan") if type(loss) is str else expect_scalar(loss, "the loss before the step")
+    assert np.isfinite(returned) and bool(np.isclose(returned, loss, rtol=1e-4, atol=1e-6)), (
+        f"{step} returned a value that is not the loss (computed with your loss function) of the batch it "
+        "stepped on: return loss.item()"
+    )
+    assert expect_flag(reply["finite"], "finite"), f"after {step}, some parameters are nan or inf"
+    prefix = network[0]
+    tensors = expect_count(reply[f"{prefix}_tensors"], f"the number of the {network}'s tensors")
+    changed = expect_count(reply[f"{prefix}_changed"], "the number of changed tensors")
+    assert tensors > 0, f"the {network} has no trainable parameters"
+    assert changed > 0, (
+        f"{step} changed none of the {network}'s parameters: it must call backward() on the loss and step "
+        f"the {network}'s optimizer"
+    )
+    return tensors, changed
+
+
+def give_checks(credit: Any, checks: list[tuple[int, bool, str]]) -> None:
+    """Credit in proportion to the weights of the checks that hold; the failed ones' messages."""
+    total = sum(weight for weight, _, _ in checks)
+    failed = [(weight, message) for weight, ok, message in checks if not ok]
+    if failed:
+        give(credit, 1.0 - sum(weight for weight, _ in failed) / total, "; ".join(message for _, message in failed))
+
+
 @points(8)
 def test_discriminator_step(submission: Any, credit: Any, random_generator: Any, ring: Any) -> None:
-    """One discriminator_step changes every tensor of D and none of G, sends no gradient into G
-    (detached fakes), moves D downhill on the discriminator loss, and is unaffected by the gradients
-    a generator step leaves behind."""
+    """One discriminator_step returns its loss, changes every tensor of D and none of G, sends no
+    gradient into G (detached fakes), moves D downhill on the discriminator loss, and is unaffected
+    by the gradients a generator step leaves behind. Nothing without its loss or any change to D."""
     require(submission, "build_generator", "build_discriminator", "make_optimizers", "discriminator_step")
     real, z, z_before = step_batch(random_generator(D_STEP_CASE), ring)
-    keys = ("d_tensors", "d_changed", "g_changed", "g_got_gradient", "alignment", "same_after_generator_gradients")
+    keys = ("returned", "loss_before", "finite", "d_tensors", "d_changed", "g_changed", "g_got_gradient")
     reply = expect_dict(
-        submission.run("discriminator_step_effects", real, z, z_before), "discriminator_step_effects", keys
+        submission.run("discriminator_step_effects", real, z, z_before),
+        "discriminator_step_effects",
+        (*keys, "alignment", "same_after_generator_gradients"),
     )
-    tensors = expect_count(reply["d_tensors"], "the number of the discriminator's tensors")
-    changed = expect_count(reply["d_changed"], "the number of changed tensors")
-    assert tensors > 0, "the discriminator has no trainable parameters"
+    tensors, changed = check_step(reply, "discriminator_step", "discriminator")
     checks = [
         (
             2,
             changed == tensors,
             f"only {changed} of the discriminator's {tensors} parameter tensors changed: d_optimizer must hold "
-            "all of them, and the step must call d_optimizer.step()",
+            "all of them, and every layer must take part in the discriminator's output",
         ),
         (
             2,
@@ -533,31 +571,21 @@ def test_discriminator_step(submission: Any, credit: Any, random_generator: Any,
     give_checks(credit, checks)
 
 
-def give_checks(credit: Any, checks: list[tuple[int, bool, str]]) -> None:
-    """Credit in proportion to the weights of the checks that hold; the failed ones' messages."""
-    total = sum(weight for weight, _, _ in checks)
-    failed = [(weight, message) for weight, ok, message in checks if not ok]
-    if failed:
-        give(credit, 1.0 - sum(weight for weight, _ in failed) / total, "; ".join(message for _, message in failed))
-
-
 @points(8)
 def test_generator_step(submission: Any, credit: Any, random_generator: Any) -> None:
-    """One generator_step changes every tensor of G and none of D, and moves G downhill on the
-    non-saturating loss."""
+    """One generator_step returns its loss, changes every tensor of G and none of D, and moves G
+    downhill on the non-saturating loss. Nothing without its loss or any change to G."""
     require(submission, "build_generator", "build_discriminator", "make_optimizers", "generator_step")
     z = random_generator(G_STEP_CASE).normal(size=(64, NOISE_DIM)).astype(np.float32)
-    keys = ("g_tensors", "g_changed", "d_changed", "alignment")
+    keys = ("returned", "loss_before", "finite", "g_tensors", "g_changed", "d_changed", "alignment")
     reply = expect_dict(submission.run("generator_step_effects", z), "generator_step_effects", keys)
-    tensors = expect_count(reply["g_tensors"], "the number of the generator's tensors")
-    changed = expect_count(reply["g_changed"], "the number of changed tensors")
-    assert tensors > 0, "the generator has no trainable parameters"
+    tensors, changed = check_step(reply, "generator_step", "generator")
     checks = [
         (
             3,
             changed == tensors,
-            f"only {changed} of the generator's {tensors} parameter tensors changed: the fakes must not be "
-            "detached in the generator step, and g_optimizer must hold all of the generator's parameters",
+            f"only {changed} of the generator's {tensors} parameter tensors changed: g_optimizer must hold all "
+            "of the generator's parameters, and every layer must take part in its output",
         ),
         (
             3,
