@@ -189,3 +189,30 @@ def test_a_passing_collection_error_is_collected_again(make_course, tmp_path, sa
         suites.close()
     assert first.status == "grader_error" and "a passing failure" in first.message
     assert second.status == "graded" and second.score == 6
+
+
+def test_two_suites_with_files_of_the_same_name_run_their_own_tests(make_course, tmp_path, sandbox_mode):
+    # Every assignment has a conftest.py, and courses reuse test file names: one process that
+    # holds two suites (verify over several assignments, a pool process) must keep them apart.
+    from grader.grading.suite import TestSuite
+
+    names = {}
+    for label in ("first", "second"):
+        course = make_course(f'''
+from grader.testing import points
+
+@points(1)
+def test_same_name(submission, credit):
+    credit.give(1.0, "{label}")
+''')
+        target = tmp_path / label
+        course.rename(target)
+        names[label] = target / "autograde_tests" / "toy"
+    suites = {label: TestSuite(folder) for label, folder in names.items()}
+    try:
+        for label, suite in suites.items():
+            (item,) = suite.items
+            assert f'"{label}"' in Path(str(item.module.__file__)).read_text(), label
+    finally:
+        for suite in suites.values():
+            suite.close()

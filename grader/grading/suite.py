@@ -197,6 +197,10 @@ class TestSuite:
         finally:
             os.chdir(cwd)
         self.pristine = _Pristine(self.session)
+        # The collected items keep their modules; sys.modules must not, or the next suite of this
+        # process (another assignment: every one has a conftest.py, often a test_x.py of the same
+        # name) would be handed these by pytest's importlib mode and run the wrong tests.
+        forget_test_modules(self.tests_dir)
         if self.collection_problems:
             self.broken = True  # collect again for the next submission: the problem may be passing
 
