@@ -665,7 +665,7 @@ def doctor(course_dir: Path | None) -> None:
         checks += course_checks(course_dir)
     for item in checks:
         mark = "[green]ok[/green]  " if item.ok else "[red]FAIL[/red]"
-        console.print(f"{mark} {item.name:<14} {escape(item.detail)}")
+        console.print(f"{mark} {item.name:<14} {escape(item.detail)}", soft_wrap=True)
     if not all(c.ok for c in checks if c.name in ("bubblewrap", "sandbox")):
         sys.exit(SandboxUnavailable.exit_code)
     if not all(c.ok for c in checks):
