@@ -22,7 +22,7 @@ RTOL, ATOL = 1e-5, 1e-7
 GRADIENT_CASE, DRAWS_CASE, KL_CASE, ELBO_CASE, SHAPES_CASE = 1, 2, 3, 4, 5
 D_LOSS_CASE, G_LOSS_CASE, D_STEP_CASE, G_STEP_CASE = 6, 7, 8, 9
 # reparameterize: 4000 x 4 draws; the standardised noise's mean and standard deviation must be
-# within these bounds of 0 and 1 (about 8 standard errors each; NOTES.md).
+# within these bounds of 0 and 1 (5 and 7 standard errors; NOTES.md).
 DRAW_ROWS, DRAW_MEAN_BOUND, DRAW_STD_BOUND = 4000, 0.04, 0.04
 # The training recipes, the same as the notebook's train_vae and train_gan.
 VAE_TRAINING = {"epochs": 50, "batch_size": 128, "lr": 3e-3}
