@@ -13,16 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from grader.testing import expect_array, expect_scalar, points
+from grader.testing import expect_array, expect_scalar, limits, points
 
 IMAGE_SHAPE = (1, 8, 8)
 # Per image: max |yours - reference| <= MAP_RTOL * the reference map's largest magnitude (floored
-# at MAP_FLOOR times the batch's largest, for maps that are almost zero). float32 rounding: <= 2e-6.
+# at MAP_FLOOR times the batch's largest, for maps that are almost zero). float32 rounding: <= 7e-6
+# on inputs away from the network's kinks (conftest.KINK_MARGIN); another Riemann rule: >= 1e-2.
 MAP_RTOL, MAP_FLOOR = 1e-3, 1e-2
 # Integrated gradients: the steps of the graded comparisons, and of the completeness check.
 STEPS_ZERO_BASELINE, STEPS_NOISE_BASELINE, STEPS_COMPLETENESS = 32, 20, 256
+# Per call of the completeness test: 256 steps one image at a time is 2048 passes (NOTES.md).
+COMPLETENESS_TIMEOUT_S = 30
 # |sum of attributions - (F(x) - F(x'))| <= COMPLETENESS_RTOL * (|F(x)| + |F(x')|), per image.
-COMPLETENESS_RTOL = 0.1
+COMPLETENESS_RTOL = 0.25
 # Sanity checks: mean over images of || m/|m| - m'/|m'| || (unit-normalised maps; 0 if unchanged).
 SANITY_MIN_DISTANCE = 0.3
 CASCADE = (("fc",), ("fc", "conv2"), ("fc", "conv2", "conv1"))
@@ -88,9 +91,10 @@ def proportional(got: np.ndarray, expected: np.ndarray) -> bool:
     return abs(factor - 1) > 0.01 and bool(np.all(per_image_errors(got, factor * expected) <= MAP_RTOL))
 
 
-def compare_maps(got: np.ndarray, expected: np.ndarray, what: str) -> None:
+def compare_maps(got: np.ndarray, expected: np.ndarray, what: str, metric: Any) -> None:
     """Fail unless every image's map agrees with the reference within MAP_RTOL; say how many do not."""
     errors = per_image_errors(got, expected)
+    metric("largest_relative_error", float(errors.max()))  # for `grader calibrate`
     wrong = int(np.sum(errors > MAP_RTOL))
     if not wrong:
         return
@@ -143,23 +147,30 @@ def test_grad_cam_shape(submission: Any, case: Any) -> None:
 
 
 @points(16)
-def test_saliency_matches_reference(submission: Any, case: Any, reference: Any, weights: Any) -> None:
+def test_saliency_matches_reference(submission: Any, case: Any, reference: Any, weights: Any, metric: Any) -> None:
     """|dF_c/dx| for 8 digits, half explained for the predicted class and half for the runner-up."""
     require(submission, "saliency")
-    data = case(SALIENCY)
+    data = case(SALIENCY, conditioning=("image", 1))
     got = explain(submission, "saliency", data.images, data.targets)
     assert np.all(got >= 0), (
         "saliency maps have negative entries: the saliency of a pixel is the absolute value of the "
         "gradient of the target logit with respect to it"
     )
-    compare_maps(got, reference.saliency(weights, data.images, data.targets), "saliency")
+    compare_maps(got, reference.saliency(weights, data.images, data.targets), "saliency", metric)
 
 
 # ---------------------------------------------------------------- integrated gradients
 
 
 def check_integrated_gradients(
-    submission: Any, reference: Any, weights: Any, data: Any, baselines: np.ndarray, steps: int, what: str
+    submission: Any,
+    reference: Any,
+    weights: Any,
+    data: Any,
+    baselines: np.ndarray,
+    steps: int,
+    what: str,
+    metric: Any,
 ) -> None:
     got = explain(submission, "integrated_gradients", data.images, data.targets, baselines=baselines, steps=steps)
     expected = reference.integrated_gradients(weights, data.images, data.targets, baselines, steps)
@@ -168,31 +179,45 @@ def check_integrated_gradients(
             f"integrated gradients {what}: all your attributions are non-negative, but attributions "
             "are signed (a pixel can speak against the class): do not take an absolute value"
         )
-    compare_maps(got, expected, f"integrated gradients {what}")
+    compare_maps(got, expected, f"integrated gradients {what}", metric)
 
 
 @points(10)
-def test_integrated_gradients_from_a_black_image(submission: Any, case: Any, reference: Any, weights: Any) -> None:
+def test_integrated_gradients_from_a_black_image(
+    submission: Any, case: Any, reference: Any, weights: Any, metric: Any
+) -> None:
     """Baseline zero (a black image), 32 steps of the right Riemann sum, for 8 digits."""
     require(submission, "integrated_gradients")
-    data = case(IG_ZERO)
+    data = case(IG_ZERO, conditioning=("zero", STEPS_ZERO_BASELINE))
     check_integrated_gradients(
-        submission, reference, weights, data, data.zero_baselines, STEPS_ZERO_BASELINE, "from a black image"
+        submission, reference, weights, data, data.zero_baselines, STEPS_ZERO_BASELINE, "from a black image", metric
     )
 
 
 @points(10)
-def test_integrated_gradients_from_a_noise_baseline(submission: Any, case: Any, reference: Any, weights: Any) -> None:
+def test_integrated_gradients_from_a_noise_baseline(
+    submission: Any, case: Any, reference: Any, weights: Any, metric: Any
+) -> None:
     """A baseline of uniform noise in [0, 1), 20 steps: (x - x') matters, not x alone."""
     require(submission, "integrated_gradients")
-    data = case(IG_NOISE)
+    data = case(IG_NOISE, conditioning=("noise", STEPS_NOISE_BASELINE))
     check_integrated_gradients(
-        submission, reference, weights, data, data.other_baselines, STEPS_NOISE_BASELINE, "from a noise baseline"
+        submission,
+        reference,
+        weights,
+        data,
+        data.other_baselines,
+        STEPS_NOISE_BASELINE,
+        "from a noise baseline",
+        metric,
     )
 
 
 @points(8)
-def test_integrated_gradients_completeness(submission: Any, case: Any, reference: Any, weights: Any) -> None:
+@limits(call_timeout_s=COMPLETENESS_TIMEOUT_S)
+def test_integrated_gradients_completeness(
+    submission: Any, case: Any, reference: Any, weights: Any, metric: Any
+) -> None:
     """With 256 steps the attributions of each image sum to F_c(x) - F_c(x'), both baselines."""
     require(submission, "integrated_gradients")
     data = case(COMPLETENESS)
@@ -208,6 +233,7 @@ def test_integrated_gradients_completeness(submission: Any, case: Any, reference
         )
         before = reference.target_logit(weights, baselines, data.targets)
         gap = np.abs(got.reshape(len(got), -1).sum(axis=1) - (after - before)) / (np.abs(after) + np.abs(before))
+        metric(f"gap_from_{'black' if what == 'a black image' else 'noise'}_relative_error", float(gap.max()))
         wrong = int(np.sum(gap > COMPLETENESS_RTOL))
         assert not wrong, (
             f"completeness from {what} with {STEPS_COMPLETENESS} steps: for {wrong} of {len(got)} images "
@@ -219,27 +245,28 @@ def test_integrated_gradients_completeness(submission: Any, case: Any, reference
 # ---------------------------------------------------------------- Grad-CAM
 
 
-def check_grad_cam(submission: Any, reference: Any, weights: Any, data: Any, layer_name: str) -> None:
+def check_grad_cam(submission: Any, reference: Any, weights: Any, data: Any, layer_name: str, metric: Any) -> None:
     got = explain(submission, "grad_cam", data.images, data.targets, layer_name=layer_name)
     assert np.all(got >= 0), (
         f"Grad-CAM on {layer_name}: the maps have negative entries; Grad-CAM keeps only the positive "
         "part of the weighted sum of activation maps (a ReLU)"
     )
-    compare_maps(got, reference.grad_cam(weights, data.images, data.targets, layer_name), f"Grad-CAM on {layer_name}")
+    expected = reference.grad_cam(weights, data.images, data.targets, layer_name)
+    compare_maps(got, expected, f"Grad-CAM on {layer_name}", metric)
 
 
 @points(14)
-def test_grad_cam_on_conv2(submission: Any, case: Any, reference: Any, weights: Any) -> None:
+def test_grad_cam_on_conv2(submission: Any, case: Any, reference: Any, weights: Any, metric: Any) -> None:
     """Grad-CAM on the last convolution, conv2, for 8 digits."""
     require(submission, "grad_cam")
-    check_grad_cam(submission, reference, weights, case(CAM_CONV2), "conv2")
+    check_grad_cam(submission, reference, weights, case(CAM_CONV2, conditioning=("image", 1)), "conv2", metric)
 
 
 @points(8)
-def test_grad_cam_on_conv1(submission: Any, case: Any, reference: Any, weights: Any) -> None:
+def test_grad_cam_on_conv1(submission: Any, case: Any, reference: Any, weights: Any, metric: Any) -> None:
     """Grad-CAM on the first convolution, conv1: the layer is an argument, not a constant."""
     require(submission, "grad_cam")
-    check_grad_cam(submission, reference, weights, case(CAM_CONV1), "conv1")
+    check_grad_cam(submission, reference, weights, case(CAM_CONV1, conditioning=("image", 1)), "conv1", metric)
 
 
 # ---------------------------------------------------------------- sanity checks
@@ -252,7 +279,7 @@ def unit_maps(maps: np.ndarray) -> np.ndarray:
     return np.divide(flat, norms, out=np.zeros_like(flat), where=norms > 0)
 
 
-def check_randomisation(submission: Any, case: Any, randomised: Any, method: str, **options: Any) -> None:
+def check_randomisation(submission: Any, case: Any, randomised: Any, metric: Any, method: str, **options: Any) -> None:
     """The maps change when the weights are re-drawn, cascading from the top layer down."""
     require(submission, method)
     data = case(SANITY)
@@ -262,6 +289,7 @@ def check_randomisation(submission: Any, case: Any, randomised: Any, method: str
     for layers in CASCADE:
         shuffled = explain(submission, method, data.images, data.targets, randomised(layers), **options)
         distance = float(np.mean(np.linalg.norm(trained - unit_maps(shuffled), axis=1)))
+        metric(f"distance_random_{layers[-1]}", distance)
         assert distance >= SANITY_MIN_DISTANCE, (
             f"{method}: with the weights of {', '.join(layers)} re-drawn at random, the maps hardly change "
             f"(mean distance {distance:.2g} between the unit-normalised maps; a method that explains the "
@@ -271,21 +299,23 @@ def check_randomisation(submission: Any, case: Any, randomised: Any, method: str
 
 
 @points(6)
-def test_saliency_changes_when_weights_are_randomised(submission: Any, case: Any, randomised: Any) -> None:
+def test_saliency_changes_when_weights_are_randomised(submission: Any, case: Any, randomised: Any, metric: Any) -> None:
     """Sanity check: saliency maps of a model with random fc, then conv2, then conv1 differ."""
-    check_randomisation(submission, case, randomised, "saliency")
+    check_randomisation(submission, case, randomised, metric, "saliency")
 
 
 @points(6)
-def test_integrated_gradients_change_when_weights_are_randomised(submission: Any, case: Any, randomised: Any) -> None:
+def test_integrated_gradients_change_when_weights_are_randomised(
+    submission: Any, case: Any, randomised: Any, metric: Any
+) -> None:
     """Sanity check: integrated gradients of a model with random fc, then conv2, then conv1 differ."""
-    check_randomisation(submission, case, randomised, "integrated_gradients")
+    check_randomisation(submission, case, randomised, metric, "integrated_gradients")
 
 
 @points(6)
-def test_grad_cam_changes_when_weights_are_randomised(submission: Any, case: Any, randomised: Any) -> None:
+def test_grad_cam_changes_when_weights_are_randomised(submission: Any, case: Any, randomised: Any, metric: Any) -> None:
     """Sanity check: Grad-CAM maps on conv2 of a model with random fc, then conv2, then conv1 differ."""
-    check_randomisation(submission, case, randomised, "grad_cam", layer_name="conv2")
+    check_randomisation(submission, case, randomised, metric, "grad_cam", layer_name="conv2")
 
 
 # ---------------------------------------------------------------- side effects
