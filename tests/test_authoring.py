@@ -58,12 +58,18 @@ def solution_lines(notebook_path: Path) -> list[str]:
     return [line for line in inside_lines if line not in outside_lines]
 
 
-def released_texts(target: Path) -> list[str]:
+def released_texts(target: Path, data_dir: Path | None = None) -> list[str]:
     """Every file of a release as text. The checker's wheel must hold the engine exactly as installed
-    (byte for byte, so nothing of the course can hide in it) and its metadata, which is scanned too."""
+    (byte for byte, so nothing of the course can hide in it) and its metadata, which is scanned too;
+    data/ must be the assignment's public data folder, byte for byte."""
     texts = []
     package = Path(grader.__file__).resolve().parent
     for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        relative = path.relative_to(target)
+        if relative.parts[0] == "data":
+            assert data_dir is not None, f"{relative} released, but the assignment has no public data"
+            assert path.read_bytes() == (data_dir / Path(*relative.parts[1:])).read_bytes(), relative
+            continue
         if path.suffix != ".whl":
             texts.append(path.read_text())
             continue
@@ -89,7 +95,9 @@ REPO_ASSIGNMENTS = sorted(
 def test_release_never_leaks_solutions_or_hidden_tests(repo_course, tmp_path, name):
     assignment = load_assignment(repo_course / "assignments" / name)
     target = release(assignment, tmp_path / "release")
-    released = "\n".join(released_texts(target))
+    released = "\n".join(released_texts(target, assignment.data_dir))
+    public_data = assignment.data_dir is not None and assignment.data_dir.is_relative_to(assignment.assignment_dir)
+    assert (target / "data").is_dir() == public_data, "public data (model weights) ships with the release"
     secrets = solution_lines(assignment.solutions_dir / assignment.spec.notebook)
     assert secrets, "the solution should have solution blocks"
     template_code = "\n".join(

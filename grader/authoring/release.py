@@ -119,6 +119,11 @@ def release(assignment: Assignment, out_dir: Path) -> Path:
     (target / "assignment.toml").write_text(public_spec_text(assignment))
     for test_file in sorted(assignment.visible_tests_dir.glob("*.py")):
         shutil.copy2(test_file, target / "tests" / test_file.name)
+    data = assignment.data_dir
+    if data is not None and data.resolve().is_relative_to(assignment.assignment_dir.resolve()):
+        # Public data (fixed model weights) lives beside the spec; students need it to work.
+        # Data elsewhere (hidden splits, labels) never leaves the course.
+        shutil.copytree(data, target / "data")
     wheel = build_wheel(target)
     functions = _template_functions(target / assignment.spec.notebook)
     bundle = {
