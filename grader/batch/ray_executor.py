@@ -91,6 +91,19 @@ def _private_folder(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-", dir=root))
 
 
+def _extract(tar: tarfile.TarFile, target: Path) -> None:
+    """extractall with the "data" filter; Python before 3.11.4 (Debian 12's 3.11.2) has no filters,
+    so there every member is checked the same way first: plain files and folders inside target."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(target, filter="data")
+        return
+    for member in tar.getmembers():
+        inside = (target / member.name).resolve().is_relative_to(target.resolve())
+        if not inside or not (member.isfile() or member.isdir()):
+            raise SandboxFailure(f"the assignment archive holds {member.name!r}, which may not be extracted")
+    tar.extractall(target)  # noqa: S202 - every member was checked above
+
+
 def _course_folder(bundle: bytes, digest: str, name: str) -> Path:
     """The archive unpacked once per worker process, so its tests are collected once (issue 6).
 
@@ -102,7 +115,7 @@ def _course_folder(bundle: bytes, digest: str, name: str) -> Path:
         scratch = _private_folder("course")
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
-            tar.extractall(scratch / "course", filter="data")
+            _extract(tar, scratch / "course")
         (scratch / "course" / "solutions" / name).mkdir(parents=True)
         course = _unpacked[digest] = scratch / "course"
     return course
