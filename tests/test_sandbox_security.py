@@ -18,7 +18,7 @@ import pytest
 from grader.grading.pipeline import grade
 from grader.grading.report import SubmissionReport
 from grader.grading.spec import load_assignment
-from grader.sandbox.hostuid import BOX_UID_BASE, _drop_to, choose_host_uid, readable_by_others
+from grader.sandbox.hostuid import BOX_UID_BASE, choose_host_uid, readable_by_others
 from grader.settings import GradeSettings
 
 SECRET = "lms-token-5f0c2a9e7d41b3"
@@ -250,7 +250,7 @@ def test_a_root_grader_maps_the_box_to_an_unprivileged_uid(open_folder: Path, bw
         [bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--ro-bind", "/", "/", "--",
          "/bin/cat", "/proc/self/uid_map"],
         capture_output=True, text=True, timeout=20, env={"PATH": "/usr/bin:/bin"},
-        preexec_fn=lambda: _drop_to(mapping.host_uid),  # noqa: PLW1509 - no threads fork here
+        user=mapping.host_uid, group=mapping.host_uid, extra_groups=[],
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["65534", str(mapping.host_uid), "1"]

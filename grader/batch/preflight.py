@@ -37,8 +37,6 @@ class PreflightResult:
     """What pre-flight checked: one line for the TA."""
 
     line: str
-    solution_score: float | None = None
-    solution_wall_s: float | None = None
     reference_times: ReferenceTimes | None = None  # measured when the spec has [limits.relative]
 
 
@@ -118,9 +116,7 @@ def check_solution(assignment: Assignment, settings: GradeSettings, suites: Suit
         f"pre-flight: hidden tests collected, reference solution {report.score:g} / {report.max_score:g} "
         f"in {report.resources.wall_s:.1f} s"
     )
-    return PreflightResult(
-        line + (f"; {summary(times)}" if times else ""), report.score, report.resources.wall_s, times
-    )
+    return PreflightResult(line + (f"; {summary(times)}" if times else ""), times)
 
 
 def _previous(record: Path | None, fingerprint: str) -> dict[str, object] | None:
