@@ -111,15 +111,20 @@ class ZygoteChild:
                 self.box.send("exit")
             self.ended = True
             self._await_exit()
+        if self.box.dead:
+            # Closing the box joins its output drains, so all the child printed is read; waiting
+            # for the pipes to go quiet first would wait out settle_output's timeout, since a
+            # pipe at its end always reads as ready (0.2 s per timed-out call, issue 20).
+            usage = self.box.close()
+            self.printed = self.box.output()
+            return usage
         self.box.settle_output()
         self.printed = self.box.output()
         usage = BoxUsage(output_bytes=self.box.reset_output())
-        if self.box.cgroup is not None and not self.box.dead:
+        if self.box.cgroup is not None:
             measured = self.box.cgroup.usage()
             usage.cpu_s = max(0.0, measured.cpu_s - self.cpu_before)
             usage.peak_rss_mb = measured.peak_memory_mb
-        elif self.box.dead:
-            usage = self.box.close()
         return usage
 
     def _await_exit(self) -> None:
