@@ -163,7 +163,9 @@ def grade(
     from grader.batch.runner import default_workers
     from grader.grading.spec import load_assignment
     from grader.settings import GradeSettings
+    from grader.trace import mark
 
+    mark("cli start")
     console = _console()
     try:
         loaded = load_assignment(assignment, course_dir)
@@ -172,6 +174,7 @@ def grade(
         _save_export_settings(out_dir, lms_options, loaded)
         leases = _gpu_leases(loaded.spec.gpu, gpus, jobs_per_gpu)
         settings = GradeSettings(sandbox=sandbox)
+        mark("intake done")
         if preflight:
             from grader.batch.preflight import run_preflight
 
@@ -181,6 +184,7 @@ def grade(
                 settings = settings.model_copy(update={"reference_times": checked.reference_times})
     except GraderError as exc:
         raise CliError(exc) from None
+    mark("preflight done")
     workers = workers or min(default_workers(), max(1, len(intake.candidates)))
     show_tables = details if details is not None else len(intake.candidates) <= 5
     runner = None
@@ -191,6 +195,7 @@ def grade(
             raise CliError(UsageError("the Ray executor needs Ray: pip install '.[ray]'")) from None
         runner = RayExecutor(ray_address, jobs_per_gpu)
     _run_batch(console, loaded, intake, out_dir, settings, workers, force, show_tables, do_export, leases, runner)
+    mark("cli end")
 
 
 def _similarity_section(console: Console, loaded: Any, out_dir: Path) -> None:

@@ -128,6 +128,17 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below pid: pool processes are forked by a forkserver (issue 20), their
+    sandboxes below them; all must die with the grader."""
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for parent in frontier for child in _children(parent)]
+        found += children
+        frontier = children
+    return found
+
+
 def _wait_gone(pids: list[int], timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     alive = pids
@@ -155,8 +166,8 @@ def test_kill_9_then_rerun_loses_nothing_and_grades_nothing_twice(make_course, t
     deadline = time.monotonic() + 120
     while len(gradebook_rows(out)) < 4 and time.monotonic() < deadline and first.poll() is None:
         time.sleep(0.05)
-    pool = _children(first.pid)
-    assert pool, "the grader should have started pool processes"
+    pool = _descendants(first.pid)
+    assert len(pool) >= 3, f"the grader should have started a forkserver and pool processes, found {pool}"
     first.send_signal(signal.SIGKILL)
     first.wait()
     _wait_gone(pool)
@@ -174,6 +185,34 @@ def test_kill_9_then_rerun_loses_nothing_and_grades_nothing_twice(make_course, t
     }
     reports = sorted(p.name for p in out.glob("s*.json"))  # not export-settings.json, preflight.json
     assert reports == [f"s{i:02d}.json" for i in range(14)]
+
+
+def test_pool_processes_are_forked_warm_and_trace_their_start(make_course, tmp_path, sandbox_mode):
+    # Issue 20: pool processes come from one preloaded forkserver, collect the tests and start
+    # their zygote before the first job; GRADER_TRACE records that timeline for benchmarks.
+    course = make_course(HIDDEN)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(4):
+        (inbox / f"s{i}.py").write_text(CORRECT)
+    trace = tmp_path / "trace.txt"
+    env = {**os.environ, "GRADER_TRACE": str(trace)}
+    done = subprocess.run(grader_command(course, inbox, tmp_path / "out"), env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    events: dict[int, list[str]] = {}
+    for line in trace.read_text().splitlines():
+        pid, _, event = line.split(" ", 2)
+        events.setdefault(int(pid), []).append(event)
+    (grader_pid,) = [pid for pid, seen in events.items() if "cli start" in seen]
+    pool = {pid: seen for pid, seen in events.items() if "pool process started" in seen}
+    assert len(pool) == 2, events
+    assert grader_pid not in pool
+    for seen in pool.values():
+        first_job = next(i for i, event in enumerate(seen) if event.startswith("grade "))
+        assert {"collect end", "zygote preloaded", "pool process warm"} <= set(seen[:first_job]), seen
+    graded = sorted(e.split()[1] for seen in pool.values() for e in seen if e.startswith("grade ") and e.endswith(" end"))
+    assert graded == ["s0", "s1", "s2", "s3"]
 
 
 @pytest.mark.slow

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.context
+import os
+import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,9 +35,12 @@ def grade_job(job: Job, assignment: Assignment, settings: GradeSettings) -> str:
     """Runs in a pool process; a bug in the grader becomes a grader_error report, never a crash."""
     from grader.grading.pipeline import grade
     from grader.grading.suite import shared_suites
+    from grader.trace import mark
 
+    mark(f"grade {job.student_id} start")
     try:
         report = grade(job.path, assignment, settings, submission_id=job.student_id, suites=shared_suites())
+        mark(f"grade {job.student_id} end")
         return report.model_dump_json()
     except Exception as exc:  # noqa: BLE001 - any grader bug must become a report, not a lost job
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -56,18 +62,23 @@ def grader_error_report(job: Job, assignment: Assignment, message: str) -> Submi
     )
 
 
-def start_pool_process(assignment: Assignment, settings: GradeSettings) -> None:
+def start_pool_process(assignment: Assignment, settings: GradeSettings, grader_pid: int) -> None:
     """A pool process's initializer: die with the grader, then get warm before the first job."""
     die_with_parent()
+    die_with_grader(grader_pid)
+    from grader.trace import mark
+
+    mark("pool process started")
     from grader.grading.pipeline import warm_up
     from grader.grading.suite import shared_suites
 
     with contextlib.suppress(Exception):  # only speed is lost; the first job reports what is wrong
         warm_up(assignment, settings, shared_suites())
+    mark("pool process warm")
 
 
 def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this pool process when the grader that started it dies."""
+    """Ask Linux to SIGKILL this pool process when its parent (the forkserver) dies."""
     import ctypes
     import signal
 
@@ -76,13 +87,62 @@ def die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+def die_with_grader(grader_pid: int) -> None:
+    """SIGKILL this pool process as soon as the grader process is gone (kill -9 included).
+
+    Pool processes are forked by a forkserver, not by the grader (issue 20), and the forkserver
+    lives as long as any of them does, so the parent-death signal alone would not fire. A thread
+    waits on a pidfd of the grader (Linux 5.3+), or polls it where pidfds are missing; the
+    sandboxes of this process die with it (bwrap --die-with-parent).
+    """
+    import select
+    import signal
+    import threading
+
+    def end() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    try:
+        pidfd = os.pidfd_open(grader_pid)
+    except ProcessLookupError:
+        end()  # the grader is already gone
+        return
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while os.path.exists(f"/proc/{grader_pid}"):
+                time.sleep(0.5)
+        end()
+
+    threading.Thread(target=watch, name="die-with-grader", daemon=True).start()
+
+
+def pool_context(assignment: Assignment) -> multiprocessing.context.BaseContext:
+    """Pool processes are forked from one preloaded forkserver (issue 20).
+
+    The forkserver imports the grader and the assignment's preloads (torch: ~2 s) once, and each
+    pool process is a fork of it: a 2-worker torch batch pays one torch import in the grading
+    processes instead of one per worker, while the zygotes' imports in the boxes run beside it.
+    The forkserver itself is a fresh interpreter (never a fork of this threaded process). It
+    starts once per grader process, with the environment and preloads of that moment; a
+    process that grades several batches (the test suite) shares it, which costs speed only.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["grader.batch.executors", "grader.grading.pipeline", *assignment.spec.preload])
+    return context
+
+
 class LocalExecutor:
     """A pool of grader processes; each grade() starts its own sandboxes.
 
-    Pool processes are spawned (never forked from this threaded process) and die with it: after a
-    kill -9 of the grader nothing keeps running, and their sandboxes die with them. If a pool
-    process dies, the submissions in flight are retried once in a fresh pool, then recorded as
-    grader_error.
+    Pool processes come from a preloaded forkserver (never forked from this threaded process)
+    and die with the grader: after a kill -9 of the grader nothing keeps running, and their
+    sandboxes die with them. If a pool process dies, the submissions in flight are retried once
+    in a fresh pool, then recorded as grader_error.
     """
 
     def __init__(self, workers: int, leases: LeaseManager | None = None) -> None:
@@ -105,11 +165,11 @@ class LocalExecutor:
     def run(self, jobs: list[Job], assignment: Assignment, settings: GradeSettings) -> Iterator[tuple[Job, str]]:
         attempts = {job.student_id: 0 for job in jobs}
         pending = list(reversed(jobs))
-        context = multiprocessing.get_context("spawn")
+        context = pool_context(assignment)
         while pending:
             pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=context,
-                initializer=start_pool_process, initargs=(assignment, settings),
+                initializer=start_pool_process, initargs=(assignment, settings, os.getpid()),
             )  # fmt: skip
             running: dict[Future[str], Job] = {}
             try:

@@ -21,6 +21,7 @@ from grader.sandbox.box import BoxSettings
 from grader.sandbox.gpu import cpu_fallback_limits, gpu_plan
 from grader.sandbox.zygote import shared_provider
 from grader.settings import GradeSettings
+from grader.trace import mark
 
 
 def _gpu_cap(spec_cap: int | None, lease_cap: int | None) -> int | None:
@@ -255,9 +256,15 @@ def warm_up(assignment: Assignment, settings: GradeSettings, suites: SuiteCache)
     tenth does. The zygote is only started where its settings will match (no GPU lease).
     """
     tests_dir = assignment.hidden_tests_dir if settings.tests == "hidden" else assignment.visible_tests_dir
-    if settings.warm_workers and settings.sandbox == "bwrap" and assignment.spec.gpu == "none":
-        shared_provider().prewarm(_plan(assignment, settings).box, assignment.spec.preload)
+    warm = settings.warm_workers and settings.sandbox == "bwrap" and assignment.spec.gpu == "none"
+    box = _plan(assignment, settings).box
+    if warm:
+        shared_provider().prewarm(box, assignment.spec.preload)
+    mark("collect start")
     _suite(tests_dir, suites)
+    mark("collect end")
+    if warm:  # the zygote's imports ran beside the collection; the first job finds it ready
+        shared_provider().adopt_warmed(box, assignment.spec.preload)
 
 
 def grade(

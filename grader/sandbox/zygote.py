@@ -17,6 +17,7 @@ from typing import Any
 
 from grader.sandbox.box import Box, BoxSettings, BoxUsage
 from grader.sandbox.faults import SubmissionFault, WorkerCrashed
+from grader.trace import mark
 
 PRELOAD_TIMEOUT_S = 120.0
 CHILD_EXIT_TIMEOUT_S = 10.0
@@ -41,12 +42,15 @@ class Zygote:
     def finish_start(self) -> None:
         """Wait for the box, preload the modules, set the memory limit on top of the baseline."""
         settings, preload = self.settings, list(self.preload)
+        mark("zygote box started")
         self.box.wait_ready(timeout_s=PRELOAD_TIMEOUT_S)
+        mark("zygote hello")
         try:
             info = self.box.request("preload", list(preload), PRELOAD_TIMEOUT_S, "time limit for preloading")
         except SubmissionFault as fault:
             self.box.close()
             raise ZygoteUnavailable(f"preloading {preload} failed: {fault.message}") from None
+        mark("zygote preloaded")
         if not isinstance(info, dict) or info.get("threads") != 1:
             self.box.close()
             raise ZygoteUnavailable(f"the zygote runs {info} threads after preloading; forking is unsafe")
@@ -187,7 +191,7 @@ class BoxProvider:
         self._warming = threading.Thread(target=finish, name="zygote-warm-up", daemon=True)
         self._warming.start()
 
-    def _take_warmed(self, settings: BoxSettings, preload: list[str]) -> None:
+    def adopt_warmed(self, settings: BoxSettings, preload: list[str]) -> None:
         """Adopt the zygote started by prewarm, if it suits; a failure there is retried in worker()."""
         if self._warming is None:
             return
@@ -202,7 +206,7 @@ class BoxProvider:
     def worker(self, settings: BoxSettings, preload: list[str]) -> Box | ZygoteChild:
         if not self.use_zygotes:
             return Box(settings)
-        self._take_warmed(settings, preload)
+        self.adopt_warmed(settings, preload)
         zygote = self.zygote
         if zygote is not None and (not zygote.alive or zygote.settings != settings or zygote.preload != tuple(preload)):
             zygote.close()
