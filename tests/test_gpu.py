@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from grader.errors import UsageError
+from grader.grading.pipeline import grade
+from grader.grading.spec import load_assignment
 from grader.sandbox import gpu
 from grader.sandbox.gpu import (
     GpuDevice,
@@ -31,6 +33,7 @@ from grader.sandbox.gpu import (
     sandbox_gpu_args,
     select_gpus,
 )
+from grader.settings import GradeSettings
 
 TWO_GPUS = [
     GpuDevice(0, "NVIDIA H100 80GB HBM3", 81_559, "GPU-aaaaaaaa-0000-0000-0000-000000000000"),
@@ -519,3 +522,39 @@ def test_a_failing_memory_query_costs_a_sample_not_the_call():
     with timer.running(broken):
         pass
     assert timer.peak_mb is None and timer.used_s >= 0
+
+
+FAKE_GPU_TORCH = """
+import torch
+
+# As if this process had used the GPU: torch's CUDA state is all the worker asks.
+torch.cuda.is_initialized = lambda: True
+torch.cuda.max_memory_reserved = lambda device=None: {mb} * 2**20
+
+def double(x):
+    return 2 * x
+"""
+
+
+def test_torchs_own_peak_fills_gpu_peak_mb_where_nvml_is_absent(make_course, tmp_path) -> None:
+    # Issue 20: without NVML the report's gpu_peak_mb stayed null. A box with a GPU lease now
+    # reports torch's allocator peak with every answer; here student code stands in for a torch
+    # that used the GPU (no GPU on CI machines), and the box runs without a sandbox.
+    course = make_course("from grader.testing import points\n\n@points(1)\ndef test_double(submission):\n"
+                         "    assert submission.double(2) == 4\n")  # fmt: skip
+    spec = course / "assignments" / "toy" / "assignment.toml"
+    spec.write_text(spec.read_text().replace('preload = ["numpy"]', 'preload = ["numpy", "torch"]\ngpu = "optional"', 1)
+                    .replace('forbidden_imports = ["torch"]', "forbidden_imports = []"))  # fmt: skip
+    assignment = load_assignment(course / "assignments" / "toy")
+    device = GpuDevice(0, "NVIDIA H100 80GB HBM3", 81_559, "GPU-aaaaaaaa-0000-0000-0000-000000000000")
+    reports = {}
+    for mb in (300, 1200):
+        path = tmp_path / f"peak{mb}.py"
+        path.write_text(FAKE_GPU_TORCH.replace("{mb}", str(mb)))
+        settings = GradeSettings(sandbox="none", gpu_device=device, gpu_memory_cap_mb=4096)
+        reports[mb] = grade(path, assignment, settings)
+    for mb, report in reports.items():
+        assert report.status == "graded", report.message
+        assert report.tests[0].status == "passed", report.tests[0].message
+        assert report.resources.gpu_peak_mb is not None and report.resources.gpu_peak_mb >= mb
+    assert reports[300].resources.gpu_peak_mb < 1200, "each submission reports its own peak"

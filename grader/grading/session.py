@@ -78,6 +78,7 @@ class WorkerSession:
         self.provider = provider
         self.blocked_status = blocked_status
         self.gpu_timer = GpuTimer() if box_settings.gpu_device is not None else None
+        self.torch_gpu_peak_mb: int | None = None  # what the workers' torch reported (no NVML needed)
         self.limits = box_settings.limits
         self.started = time.monotonic()
         self.box: Box | ZygoteChild | None = None
@@ -200,6 +201,9 @@ class WorkerSession:
         return answer
 
     def _retire(self, box: Box | ZygoteChild) -> None:
+        inner = box.box if isinstance(box, ZygoteChild) else box
+        if inner.torch_gpu_peak_mb is not None:
+            self.torch_gpu_peak_mb = max(self.torch_gpu_peak_mb or 0, inner.torch_gpu_peak_mb)
         usage = box.close()
         self.totals.cpu_s += usage.cpu_s
         self.totals.peak_rss_mb = max(self.totals.peak_rss_mb, usage.peak_rss_mb)
@@ -225,7 +229,10 @@ class WorkerSession:
             ]
         if self.gpu_timer is not None:
             self.totals.gpu_s = self.gpu_timer.used_s
-            self.totals.gpu_peak_mb = self.gpu_timer.peak_mb
+            # NVML's samples of the box's processes where NVML is present, else (or if larger)
+            # torch's own peak as the worker reported it (issue 20).
+            peaks = [p for p in (self.gpu_timer.peak_mb, self.torch_gpu_peak_mb) if p is not None]
+            self.totals.gpu_peak_mb = max(peaks) if peaks else None
         return self.totals
 
     def _gpu_memory_watch(self, box: Box | ZygoteChild) -> Callable[[], int | None] | None:

@@ -38,3 +38,21 @@ def classify_cuda_error(message: str) -> str | None:
     """Return "memory" when an exception's text says CUDA ran out of memory, else None."""
     lowered = message.lower()
     return "memory" if any(marker in lowered for marker in CUDA_OOM_MARKERS) else None
+
+
+def torch_gpu_peak_mb() -> int | None:
+    """The most GPU memory torch's allocator has held in this process (MB), or None.
+
+    Filled where NVML is absent (issue 20); never imports torch or starts CUDA: only a process
+    that already uses the GPU answers. Reported by the student's own process, so it is a figure
+    for the report, never a limit.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_initialized():
+            return None
+        return int(torch.cuda.max_memory_reserved()) // 2**20
+    except Exception:  # noqa: BLE001 - a broken CUDA costs the figure, never the answer
+        return None

@@ -23,6 +23,7 @@ from typing import Any
 
 from grader.inside import jupyter_builtins, rpc
 from grader.inside.alarm import CellAlarm
+from grader.inside.cuda import MEMORY_CAP_ENV, torch_gpu_peak_mb
 
 STUDENT_MODULE = "submission"
 PROBES_MODULE = "probes"
@@ -118,6 +119,10 @@ class Worker:
 
     def reply(self, request_id: int, value: Any = None, **fields: Any) -> None:
         header = {"id": request_id, "ok": "kind" not in fields, **fields}
+        if MEMORY_CAP_ENV in os.environ:  # a box with a GPU: torch's peak, for when NVML is absent
+            peak = torch_gpu_peak_mb()
+            if peak is not None:
+                header["gpu_peak_mb"] = peak
         try:
             frame = rpc.encode_frame(header, value)
         except rpc.UnsupportedValue as exc:
@@ -130,7 +135,7 @@ class Worker:
             importlib.import_module(name)
         self.seed, self.threads = int(request.get("seed", 0)), int(request.get("threads", 1))
         seed_everything(self.seed, self.threads)
-        if "GRADER_GPU_MEMORY_MB" in os.environ:  # before any student code touches the GPU
+        if MEMORY_CAP_ENV in os.environ:  # before any student code touches the GPU
             from grader.inside.cuda import apply_gpu_memory_cap_in_worker
 
             apply_gpu_memory_cap_in_worker()

@@ -140,6 +140,7 @@ class Box:
         self.closed = False
         self.seccomp = ""  # what the worker said of its syscall filter
         self.child_exited = False  # zygote mode: the current child has ended
+        self.torch_gpu_peak_mb: int | None = None  # torch's peak as the worker reported it (zygote: this child's)
 
     def wait_ready(self, timeout_s: float) -> None:
         """Wait for the worker's hello, sent before any student code runs.
@@ -189,6 +190,9 @@ class Box:
         except rpc.FrameError as exc:
             self.kill()  # the stream is out of sync; a fresh worker is needed
             raise InvalidValue(str(exc)) from None
+        peak = reply.get("gpu_peak_mb")  # the worker's own torch figure (a GPU box): informational
+        if type(peak) is int and 0 <= peak < 2**31:
+            self.torch_gpu_peak_mb = max(self.torch_gpu_peak_mb or 0, peak)
         if "child_exit" in reply:  # a zygote's child ended while we waited for its answer
             self.child_exited = True
             raise self.child_exit_fault(reply["child_exit"])

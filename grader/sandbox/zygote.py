@@ -70,6 +70,7 @@ class Zygote:
         cpu_before = self.box.cgroup.usage().cpu_s if self.box.cgroup is not None else 0.0
         self.box.reset_output()
         self.box.child_exited = False
+        self.box.torch_gpu_peak_mb = None  # each child's own (the zygote never starts CUDA)
         options = {"cpu_s": self.settings.limits.cpu_s, "threads": self.settings.threads}
         reply = self.box.request("fork", options, PRELOAD_TIMEOUT_S, "time limit for starting a worker")
         if not isinstance(reply, dict) or type(reply.get("pid")) is not int:
