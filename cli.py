@@ -61,7 +61,7 @@ def _save_export_settings(out_dir: Path, options: dict[str, Any], loaded: Any = 
     import hashlib
     from zoneinfo import ZoneInfo
 
-    from grader.batch.exports import load_settings, save_settings
+    from grader.batch.export_settings import load_settings, save_settings
     from grader.batch.late import read_extensions, read_submission_times
     from grader.batch.roster import read_roster
 
@@ -170,6 +170,10 @@ def grade(
     try:
         loaded = load_assignment(assignment, course_dir)
         _require_sandbox(console, sandbox)
+        if executor == "local":
+            from grader.batch.executors import start_pool_server
+
+            start_pool_server(loaded)  # its torch import overlaps intake and pre-flight
         intake = collect(list(inputs), loaded.spec.notebook, out_dir / "extracted")
         _save_export_settings(out_dir, lms_options, loaded)
         leases = _gpu_leases(loaded.spec.gpu, gpus, jobs_per_gpu)

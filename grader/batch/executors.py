@@ -136,6 +136,14 @@ def pool_context(assignment: Assignment) -> multiprocessing.context.BaseContext:
     return context
 
 
+def start_pool_server(assignment: Assignment) -> None:
+    """Start the forkserver now, so that its imports overlap intake and pre-flight (the CLI)."""
+    from multiprocessing import forkserver
+
+    pool_context(assignment)
+    forkserver.ensure_running()  # returns at once; the forkserver imports in the background
+
+
 class LocalExecutor:
     """A pool of grader processes; each grade() starts its own sandboxes.
 

@@ -11,60 +11,27 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from grader.batch.adjustments import LateContext, final_report, grade_lines, read_log
+
+# Re-exported: the settings moved to grader.batch.export_settings (light to import, issue 20).
+from grader.batch.export_settings import SETTINGS_FILE as SETTINGS_FILE
+from grader.batch.export_settings import ExportSettings, load_settings
+from grader.batch.export_settings import save_settings as save_settings
 from grader.batch.exports.gradescope import write_gradescope
 from grader.batch.exports.html import write_feedback, write_summary
 from grader.batch.exports.tables import write_csv, write_grades_json, write_junit
 from grader.batch.gradebook import read_attention, read_rows
-from grader.batch.late import Extension, SubmissionTime
 from grader.batch.lms import write_canvas, write_moodle_worksheet
-from grader.batch.roster import Roster
 from grader.errors import UsageError
-from grader.grading.spec import FeedbackPolicy, LatePolicy
+from grader.grading.spec import FeedbackPolicy
 
 FORMATS = ("csv", "html", "junit", "gradescope")
 LMS_FORMATS = ("moodle", "canvas", "json")  # moodle, canvas: student-facing (feedback comments); json: the TA's
 ALL_FORMATS = FORMATS + LMS_FORMATS
 EXPORT_SUBDIR = "export"
 POLICY_FILE = "feedback-policy.json"  # the assignment's [feedback], kept for a later `grader export`
-SETTINGS_FILE = "export-settings.json"  # due date, roster, extensions, times: kept for a later `grader export`
 MOODLE_FILE = "moodle-grading-worksheet.csv"
 CANVAS_FILE = "canvas-gradebook.csv"
-
-
-class ExportSettings(BaseModel):
-    """What the exports need beyond the gradebook, remembered in OUT so `grader export` sees the same."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    late: LatePolicy | None = Field(None, description="The assignment's [late] table.")
-    extensions: dict[str, Extension] = Field(default_factory=dict, description="Student id -> their extension.")
-    submission_times: dict[str, SubmissionTime] = Field(default_factory=dict, description="From --submission-times.")
-    roster: Roster | None = Field(None, description="From --roster.")
-    template_sha256: str | None = Field(None, description="sha256 of the released template notebook.")
-    title: str = Field("", description="The assignment's title: the Canvas column when none is given.")
-    csv_bom: bool = Field(False, description="Start CSV files with a UTF-8 BOM (for Excel on Windows).")
-    canvas_column: str = Field("", description='Canvas assignment column, e.g. "Backprop (12345)".')
-
-
-def load_settings(out_dir: Path) -> ExportSettings:
-    try:
-        return ExportSettings.model_validate_json((out_dir / SETTINGS_FILE).read_text())
-    except (OSError, ValueError):
-        return ExportSettings()
-
-
-def save_settings(out_dir: Path, clear: tuple[str, ...] = (), **changes: object) -> ExportSettings:
-    """The remembered settings with ``changes`` (None values ignored) applied and ``clear`` reset, written back."""
-    update = {k: v for k, v in changes.items() if v is not None}
-    update |= {k: ExportSettings.model_fields[k].default for k in clear}
-    settings = load_settings(out_dir).model_copy(update=update)
-    settings = ExportSettings.model_validate(settings.model_dump())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / SETTINGS_FILE).write_text(settings.model_dump_json(indent=2) + "\n")
-    return settings
 
 
 def _policy(out_dir: Path, policy: FeedbackPolicy | None) -> FeedbackPolicy:
