@@ -205,12 +205,15 @@ def test_pool_processes_are_forked_warm_and_trace_their_start(make_course, tmp_p
         pid, _, event = line.split(" ", 2)
         events.setdefault(int(pid), []).append(event)
     (grader_pid,) = [pid for pid, seen in events.items() if "cli start" in seen]
-    pool = {pid: seen for pid, seen in events.items() if "pool process started" in seen}
+    pool = {pid: seen for pid, seen in events.items() if seen[0].startswith("pool process started")}
     assert len(pool) == 2, events
-    assert grader_pid not in pool
     for seen in pool.values():
+        parent = int(seen[0].removeprefix("pool process started (parent ").rstrip(")"))
+        assert parent not in (grader_pid, *pool), "pool processes come from the forkserver"
         first_job = next(i for i, event in enumerate(seen) if event.startswith("grade "))
         assert {"collect end", "zygote preloaded", "pool process warm"} <= set(seen[:first_job]), seen
+        # A forkserver's children skip atexit: their zygote is closed by a finalizer, at the end.
+        assert seen[-1].startswith("pool process closed"), seen
     graded = sorted(e.split()[1] for seen in pool.values() for e in seen if e.startswith("grade ") and e.endswith(" end"))
     assert graded == ["s0", "s1", "s2", "s3"]
 

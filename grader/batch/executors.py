@@ -64,11 +64,14 @@ def grader_error_report(job: Job, assignment: Assignment, message: str) -> Submi
 
 def start_pool_process(assignment: Assignment, settings: GradeSettings, grader_pid: int) -> None:
     """A pool process's initializer: die with the grader, then get warm before the first job."""
+    from multiprocessing import util
+
     die_with_parent()
     die_with_grader(grader_pid)
+    util.Finalize(None, close_pool_process, exitpriority=10)
     from grader.trace import mark
 
-    mark("pool process started")
+    mark(f"pool process started (parent {os.getppid()})")
     from grader.grading.pipeline import warm_up
     from grader.grading.suite import shared_suites
 
@@ -127,21 +130,64 @@ def pool_context(assignment: Assignment) -> multiprocessing.context.BaseContext:
     The forkserver imports the grader and the assignment's preloads (torch: ~2 s) once, and each
     pool process is a fork of it: a 2-worker torch batch pays one torch import in the grading
     processes instead of one per worker, while the zygotes' imports in the boxes run beside it.
-    The forkserver itself is a fresh interpreter (never a fork of this threaded process). It
-    starts once per grader process, with the environment and preloads of that moment; a
-    process that grades several batches (the test suite) shares it, which costs speed only.
+    The forkserver itself is a fresh interpreter (never a fork of this threaded process), started
+    with PYTHONSAFEPATH so that nothing is imported from the working directory (a student's
+    torch.py in the folder a TA grades from). It starts once per grader process, with the
+    environment and preloads of that moment; a process that grades several batches (the test
+    suite) shares it, which costs speed only. Started here, not by the pool's first submit.
     """
+    from multiprocessing import forkserver
+
+    from grader.batch.pool_preload import PRELOAD_ENV
+
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["grader.batch.executors", "grader.grading.pipeline", *assignment.spec.preload])
+    context.set_forkserver_preload(["grader.batch.pool_preload"])
+    names = ["grader.batch.executors", "grader.grading.pipeline", *assignment.spec.preload]
+    with _environment({PRELOAD_ENV: ",".join(names), "PYTHONSAFEPATH": "1"}):
+        forkserver.ensure_running()  # returns at once; the forkserver imports in the background
     return context
 
 
 def start_pool_server(assignment: Assignment) -> None:
     """Start the forkserver now, so that its imports overlap intake and pre-flight (the CLI)."""
-    from multiprocessing import forkserver
-
     pool_context(assignment)
-    forkserver.ensure_running()  # returns at once; the forkserver imports in the background
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """These variables set for a process started inside the block (only the forkserver is)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def close_pool_process() -> None:
+    """At a pool process's normal end: close its zygote and its collected tests.
+
+    A forkserver's children end with os._exit, so atexit handlers never run there; this runs as
+    a multiprocessing finalizer instead (without it every pool process left its zygote's cgroup
+    behind, found by review).
+    """
+    import resource
+
+    from grader.grading.suite import shared_suites
+    from grader.sandbox.zygote import shared_provider
+    from grader.trace import mark
+
+    shared_provider().close()
+    shared_suites().close()
+    mark(f"pool process closed (peak rss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB)")
+
+
+class _NoForkserver(Exception):
+    """The pool could not start a process: its forkserver is gone."""
 
 
 class LocalExecutor:
@@ -187,8 +233,14 @@ class LocalExecutor:
                         if job_settings is None:
                             break  # all GPU slots busy: wait for a job to finish
                         job = pending.pop()
+                        try:
+                            future = pool.submit(grade_job, job, assignment, job_settings)
+                        except (EOFError, OSError) as exc:  # no process could be started
+                            self._release(job)
+                            pending.append(job)
+                            raise _NoForkserver from exc
                         attempts[job.student_id] += 1
-                        running[pool.submit(grade_job, job, assignment, job_settings)] = job
+                        running[future] = job
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         job = running[future]
@@ -196,6 +248,15 @@ class LocalExecutor:
                         del running[future]
                         self._release(job)
                         yield job, result
+            except _NoForkserver:
+                if context.get_start_method() != "forkserver":
+                    raise
+                # The forkserver is gone (its preload exited or crashed): spawned processes, as
+                # before issue 20, are slower to start but need nothing from it.
+                for job in running.values():
+                    self._release(job)
+                    pending.append(job)
+                context = multiprocessing.get_context("spawn")
             except BrokenProcessPool:
                 for job in running.values():
                     self._release(job)  # a crashed worker returns its lease

@@ -28,7 +28,7 @@ from grader.grading.spec import FeedbackPolicy
 from grader.grading.student_view import StudentReport, sanitize_text, student_view
 
 if TYPE_CHECKING:
-    from grader.batch.exports import ExportSettings
+    from grader.batch.export_settings import ExportSettings
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 _ENV.filters["text"] = sanitize_text
