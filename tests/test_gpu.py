@@ -558,3 +558,9 @@ def test_torchs_own_peak_fills_gpu_peak_mb_where_nvml_is_absent(make_course, tmp
         assert report.tests[0].status == "passed", report.tests[0].message
         assert report.resources.gpu_peak_mb is not None and report.resources.gpu_peak_mb >= mb
     assert reports[300].resources.gpu_peak_mb < 1200, "each submission reports its own peak"
+    # The figure comes from the student's process: more than the device holds is not believed.
+    path = tmp_path / "peak-forged.py"
+    path.write_text(FAKE_GPU_TORCH.replace("{mb}", str(10**7)))
+    forged = grade(path, assignment, GradeSettings(sandbox="none", gpu_device=device, gpu_memory_cap_mb=4096))
+    assert forged.status == "graded", forged.message
+    assert forged.resources.gpu_peak_mb in (None, 0), forged.resources

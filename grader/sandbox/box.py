@@ -190,15 +190,13 @@ class Box:
         except rpc.FrameError as exc:
             self.kill()  # the stream is out of sync; a fresh worker is needed
             raise InvalidValue(str(exc)) from None
-        peak = reply.get("gpu_peak_mb")  # the worker's own torch figure (a GPU box): informational
-        if type(peak) is int and 0 <= peak < 2**31:
-            self.torch_gpu_peak_mb = max(self.torch_gpu_peak_mb or 0, peak)
         if "child_exit" in reply:  # a zygote's child ended while we waited for its answer
             self.child_exited = True
             raise self.child_exit_fault(reply["child_exit"])
         if reply.get("id") != request_id:
             self.kill()
             raise InvalidValue("the worker answered out of turn (the submission wrote to the grader's channel)")
+        self._note_gpu_peak(reply.get("gpu_peak_mb"))
         if reply.get("ok") is True:
             return reply.get("value")
         message = str(reply.get("message", ""))[:4000]
@@ -211,6 +209,14 @@ class Box:
         if kind == "memory":
             raise OutOfMemory(f"ran out of memory ({message}); the limit is {self.settings.limits.memory_mb} MB")
         raise StudentError(message, exc_type=str(reply.get("exc_type", "")), traceback=str(reply.get("traceback", "")))
+
+    def _note_gpu_peak(self, peak: Any) -> None:
+        """The worker's own torch figure (a GPU box only): untrusted, so an int no larger than
+        the leased device's memory, and informational (never a limit)."""
+        device = self.settings.gpu_device
+        if device is None or type(peak) is not int or not 0 <= peak <= device.memory_mb:
+            return
+        self.torch_gpu_peak_mb = max(self.torch_gpu_peak_mb or 0, peak)
 
     def send(self, op: str, **fields: Any) -> None:
         """A request that expects no answer (telling a zygote's child to finish)."""
