@@ -138,12 +138,11 @@ def pool_context(assignment: Assignment) -> multiprocessing.context.BaseContext:
     """
     from multiprocessing import forkserver
 
-    from grader.batch.pool_preload import PRELOAD_ENV
-
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["grader.batch.pool_preload"])
     names = ["grader.batch.executors", "grader.grading.pipeline", *assignment.spec.preload]
-    with _environment({PRELOAD_ENV: ",".join(names), "PYTHONSAFEPATH": "1"}):
+    # grader.batch.pool_preload reads this variable: never import that module here.
+    with _environment({"GRADER_POOL_PRELOAD": ",".join(names), "PYTHONSAFEPATH": "1"}):
         forkserver.ensure_running()  # returns at once; the forkserver imports in the background
     return context
 
