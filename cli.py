@@ -171,9 +171,9 @@ def grade(
         loaded = load_assignment(assignment, course_dir)
         _require_sandbox(console, sandbox)
         if executor == "local":
-            from grader.batch.executors import start_pool_server
+            from grader.batch.executors import pool_context
 
-            start_pool_server(loaded)  # its torch import overlaps intake and pre-flight
+            pool_context(loaded)  # starts the forkserver now: its torch import overlaps intake and pre-flight
         intake = collect(list(inputs), loaded.spec.notebook, out_dir / "extracted")
         _save_export_settings(out_dir, lms_options, loaded)
         leases = _gpu_leases(loaded.spec.gpu, gpus, jobs_per_gpu)

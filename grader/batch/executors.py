@@ -147,11 +147,6 @@ def pool_context(assignment: Assignment) -> multiprocessing.context.BaseContext:
     return context
 
 
-def start_pool_server(assignment: Assignment) -> None:
-    """Start the forkserver now, so that its imports overlap intake and pre-flight (the CLI)."""
-    pool_context(assignment)
-
-
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """These variables set for a process started inside the block (only the forkserver is)."""

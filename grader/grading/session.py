@@ -201,9 +201,8 @@ class WorkerSession:
         return answer
 
     def _retire(self, box: Box | ZygoteChild) -> None:
-        inner = box.box if isinstance(box, ZygoteChild) else box
-        if inner.torch_gpu_peak_mb is not None:
-            self.torch_gpu_peak_mb = max(self.torch_gpu_peak_mb or 0, inner.torch_gpu_peak_mb)
+        if box.torch_gpu_peak_mb is not None:
+            self.torch_gpu_peak_mb = max(self.torch_gpu_peak_mb or 0, box.torch_gpu_peak_mb)
         usage = box.close()
         self.totals.cpu_s += usage.cpu_s
         self.totals.peak_rss_mb = max(self.totals.peak_rss_mb, usage.peak_rss_mb)

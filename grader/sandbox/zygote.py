@@ -96,6 +96,11 @@ class ZygoteChild:
     def dead(self) -> bool:
         return self.ended or self.box.dead
 
+    @property
+    def torch_gpu_peak_mb(self) -> int | None:
+        """This child's torch GPU peak as its worker reported it (reset at each fork)."""
+        return self.box.torch_gpu_peak_mb
+
     def wait_ready(self, timeout_s: float) -> None:
         """The child said hello when it answered the fork."""
 
